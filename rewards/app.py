@@ -1,0 +1,67 @@
+"""create_app(): the FastAPI application, its routers and the one error handler."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from rewards.bootstrap import Container
+from rewards.errors import DomainError, TooManyRequests
+from rewards.logs import get_logger
+
+log = get_logger("app")
+
+
+def error_body(code: str, message: str) -> dict[str, str]:
+    """Return the JSON body every error response uses."""
+    return {"error": code, "detail": message}
+
+
+def create_app(container: Container) -> FastAPI:
+    """Build the web application around a container."""
+    app = FastAPI(
+        title="rewards",
+        summary="Incentive engine of the 随手拍 urban-management reporting program",
+        version="0.1.0",
+    )
+    app.state.container = container
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status in (401,):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(error_body("unavailable", "the database is unavailable, please retry"), status_code=503)
+
+    from rewards.cases.routes import citizens_router as case_history_router
+    from rewards.cases.routes import router as cases_router
+    from rewards.leaderboard.routes import router as leaderboard_router
+    from rewards.publish.routes import router as publish_router
+    from rewards.scoring.routes import router as scoring_router
+    from rewards.web.routes import router as web_router
+
+    app.include_router(cases_router)
+    app.include_router(scoring_router)
+    app.include_router(case_history_router)
+    app.include_router(leaderboard_router)
+    app.include_router(publish_router)
+    app.include_router(web_router)
+
+    from intake_adapter.routes import mount as mount_intake
+
+    mount_intake(app)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,18 @@
+"""ASGI entry for uvicorn workers: builds the container from the environment in each worker."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from rewards.app import create_app
+from rewards.bootstrap import bootstrap
+from rewards.config import load_settings
+
+
+def app_factory() -> FastAPI:
+    """Build the app for one worker process."""
+    container = bootstrap(load_settings())
+    from rewards.startup import on_start
+
+    on_start(container)
+    return create_app(container)

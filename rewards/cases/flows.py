@@ -1,0 +1,284 @@
+"""Cross-domain use cases: report, verdict, status change, void. Each runs inside the caller's unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rewards.cases import lifecycle as lc
+from rewards.cases import service as cases
+from rewards.cases.models import Case
+from rewards.clock import Clock, to_utc
+from rewards.config import Settings
+from rewards.db import UnitOfWork
+from rewards.errors import Conflict, Invalid
+from rewards.scoring.model import NoAward
+from rewards.scoring.service import ScoringService
+
+VERDICTS = ("valid", "invalid", "duplicate")
+COORD_SYSTEMS = ("wgs84", "gcj02")
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """The citizen behind a report, as the reporting channel knows them."""
+
+    openid: str
+    name: str | None = None
+    phone: str | None = None
+    district: str | None = None
+    verified: bool | None = None
+    snapshot_user: bool | None = None
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """A report to register as a case in status 'reported'."""
+
+    case_id: str
+    category: str
+    reported_at: datetime
+    reporter: Reporter | None = None  # None: anonymous
+    description: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    coord_system: str = "wgs84"
+    address: str | None = None
+    district: str | None = None
+    photos: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change and through which channel."""
+
+    name: str
+    source: str  # console | intake | system | open311
+
+
+class CaseFlows:
+    """The incentive loop's use cases; scoring decisions stay in the pure rules."""
+
+    def __init__(self, settings: Settings, clock: Clock, scoring: ScoringService) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.scoring = scoring
+
+    def report(
+        self, uow: UnitOfWork, report: NewReport, actor: Actor, event_id: str | None = None
+    ) -> tuple[Case, bool]:
+        """Register a reported case; a replay of the same report returns the stored case (created=False)."""
+        if self.settings.category(report.category) is None:
+            raise Invalid(f"unknown category {report.category!r}", code="unknown_category")
+        if report.coord_system not in COORD_SYSTEMS:
+            raise Invalid(f"unknown coordinate system {report.coord_system!r}", code="unknown_coord_system")
+        session = uow.session
+        now = self.clock.now()
+        existing = cases.find_case(session, report.case_id)
+        reporter = None
+        if report.reporter is not None:
+            r = report.reporter
+            reporter = cases.upsert_citizen(
+                session,
+                r.openid,
+                now,
+                name=r.name,
+                phone=r.phone,
+                district=r.district,
+                verified=r.verified,
+                snapshot_user=r.snapshot_user,
+            )
+            if reporter.district is None and report.district:
+                reporter.district = report.district  # a citizen's board district: given, else first report's
+        if existing is not None:
+            same = existing.category == report.category and existing.reporter_id == (reporter.id if reporter else None)
+            if not same:
+                raise Conflict(
+                    f"case {report.case_id!r} is already registered with a different reporter or category",
+                    code="case_id_taken",
+                )
+            return existing, False
+        reported_at = to_utc(report.reported_at)
+        case = Case(
+            case_id=report.case_id,
+            reporter_id=reporter.id if reporter else None,
+            category=report.category,
+            description=report.description,
+            lat=report.lat,
+            lon=report.lon,
+            coord_system=report.coord_system,
+            address=report.address,
+            district=report.district,
+            photos=list(report.photos),
+            status=lc.REPORTED,
+            status_at=reported_at,
+            reported_at=reported_at,
+            updated_at=now,
+        )
+        case.reporter = reporter
+        session.add(case)
+        session.flush()
+        cases.record_history(
+            session,
+            case,
+            lc.REPORTED,
+            occurred_at=reported_at,
+            recorded_at=now,
+            actor=actor.name,
+            source=actor.source,
+            event_id=event_id,
+        )
+        return case, True
+
+    def verdict(
+        self,
+        uow: UnitOfWork,
+        case_id: str,
+        verdict: str,
+        actor: Actor,
+        *,
+        duplicate_of: str | None = None,
+        reason: str | None = None,
+        occurred_at: datetime | None = None,
+        department: str | None = None,
+        event_id: str | None = None,
+    ) -> Case:
+        """Apply the command center's verdict: valid files the case and awards; the same verdict again is a no-op."""
+        if verdict not in VERDICTS:
+            raise Invalid(f"verdict must be one of {', '.join(VERDICTS)}", code="unknown_verdict")
+        session = uow.session
+        case = cases.get_case(session, case_id)
+        if verdict == "duplicate":
+            self._check_duplicate_of(uow, case, duplicate_of)
+        elif duplicate_of is not None:
+            raise Invalid("duplicate_of is only allowed with the verdict 'duplicate'", code="unexpected_duplicate_of")
+        if case.verdict is not None:
+            if case.verdict == verdict and (verdict != "duplicate" or case.duplicate_of == duplicate_of):
+                return case  # replay of the same verdict: nothing changes
+            raise Conflict(
+                f"case {case_id!r} already has the verdict {case.verdict!r}; it cannot become {verdict!r}",
+                code="verdict_already_given",
+            )
+        target = lc.FILED if verdict == "valid" else lc.REFUSED
+        lc.check_transition(case.status, target)
+        when = to_utc(occurred_at) if occurred_at else self.clock.now()
+        case.verdict = verdict
+        case.verdict_reason = reason
+        case.duplicate_of = duplicate_of
+        self._move(uow, case, target, when, actor, note=reason, department=department, event_id=event_id)
+        cases.audit(session, self.clock.now(), actor.name, f"verdict:{verdict}", case_id, reason)
+        if verdict == "valid":
+            outcome = self.scoring.award_filed(uow, case)
+            if isinstance(outcome, NoAward):
+                case.award_note = outcome.reason
+        return case
+
+    def void(
+        self,
+        uow: UnitOfWork,
+        case_id: str,
+        reason: str,
+        actor: Actor,
+        *,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> Case:
+        """Void a filed case (fraud) and reverse its points by a ledger entry dated now; replays are no-ops."""
+        if not reason or not reason.strip():
+            raise Invalid("a reason is required to void a case", code="reason_required")
+        session = uow.session
+        case = cases.get_case(session, case_id)
+        if case.status == lc.VOIDED:
+            return case
+        lc.check_transition(case.status, lc.VOIDED)
+        when = to_utc(occurred_at) if occurred_at else self.clock.now()
+        self._move(uow, case, lc.VOIDED, when, actor, note=reason, event_id=event_id)
+        cases.audit(session, self.clock.now(), actor.name, "void", case_id, reason)
+        self.scoring.reverse_voided(uow, case)
+        return case
+
+    def change_status(
+        self,
+        uow: UnitOfWork,
+        case_id: str,
+        status: str,
+        actor: Actor,
+        *,
+        occurred_at: datetime,
+        department: str | None = None,
+        note: str | None = None,
+        event_id: str | None = None,
+    ) -> tuple[Case, bool]:
+        """Move a case along dispatch/processing/resolve/close; a late event is kept in history, not applied.
+
+        Returns (case, applied). An event older than the case's current status (or any event after a void)
+        never moves the case backwards; an illegal transition is a Conflict (409).
+        """
+        if status in (lc.FILED, lc.REFUSED, lc.VOIDED, lc.REPORTED):
+            raise Invalid(f"status {status!r} is set by a verdict, a void or a report", code="status_needs_flow")
+        session = uow.session
+        case = cases.get_case(session, case_id)
+        when = to_utc(occurred_at)
+        if case.status == lc.VOIDED or (case.status != lc.REPORTED and when < case.status_at):
+            cases.record_history(
+                session,
+                case,
+                status,
+                occurred_at=when,
+                recorded_at=self.clock.now(),
+                actor=actor.name,
+                source=actor.source,
+                department=department,
+                note=note,
+                event_id=event_id,
+                applied=False,
+            )
+            return case, False
+        lc.check_transition(case.status, status)
+        self._move(uow, case, status, when, actor, note=note, department=department, event_id=event_id)
+        return case, True
+
+    def _move(
+        self,
+        uow: UnitOfWork,
+        case: Case,
+        status: str,
+        when: datetime,
+        actor: Actor,
+        *,
+        note: str | None = None,
+        department: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        now = self.clock.now()
+        case.status = status
+        case.status_at = max(when, case.status_at)
+        case.updated_at = now
+        if department:
+            case.department = department
+        cases.record_history(
+            uow.session,
+            case,
+            status,
+            occurred_at=when,
+            recorded_at=now,
+            actor=actor.name,
+            source=actor.source,
+            department=department,
+            note=note,
+            event_id=event_id,
+        )
+        uow.session.flush()
+
+    def _check_duplicate_of(self, uow: UnitOfWork, case: Case, duplicate_of: str | None) -> None:
+        if not duplicate_of:
+            raise Invalid("the verdict 'duplicate' needs duplicate_of (the first report's case id)")
+        if duplicate_of == case.case_id:
+            raise Invalid("a case cannot be a duplicate of itself", code="self_duplicate")
+        original = cases.get_case(uow.session, duplicate_of)
+        if (original.reported_at, original.id) > (case.reported_at, case.id):
+            raise Conflict(
+                f"{duplicate_of!r} was reported after {case.case_id!r}: only the first reporter earns, "
+                "so mark the later report as the duplicate",
+                code="duplicate_of_later_report",
+            )

@@ -1,0 +1,168 @@
+"""Settings (prefix REWARDS_): the only place that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rewards.errors import ConfigError
+
+Role = Literal["validator", "intake", "admin", "publisher"]
+PLACEHOLDER_PREFIX = "change-me"
+
+
+class Category(BaseModel):
+    """A report category: its code (also the Open311 service_code), Chinese name and points per valid case."""
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=64)
+    group: str = "市容环境"
+    points: int = Field(default=1, ge=0)
+
+
+class ApiToken(BaseModel):
+    """A console/API credential and the role it grants."""
+
+    name: str = Field(min_length=1)
+    role: Role
+
+
+class PrizeTier(BaseModel):
+    """A rank band [first, last] with a name and a prize value in yuan."""
+
+    first: int = Field(ge=1)
+    last: int = Field(ge=1)
+    name: str = Field(min_length=1)
+    value: int = Field(ge=0)
+
+
+DEFAULT_CATEGORIES: list[Category] = [
+    Category(code="street_lamp", name="路灯损坏", group="市政设施"),
+    Category(code="overflowing_bin", name="垃圾满溢", group="环境卫生"),
+    Category(code="illegal_ad", name="违章小广告", group="市容秩序"),
+    Category(code="road_damage", name="道路破损", group="市政设施"),
+    Category(code="manhole_cover", name="井盖缺失", group="市政设施", points=2),
+    Category(code="street_vending", name="占道经营", group="市容秩序"),
+    Category(code="debris", name="乱堆物料", group="市容秩序"),
+    Category(code="greenery_damage", name="绿化损坏", group="园林绿化"),
+    Category(code="illegal_parking", name="违规停放", group="市容秩序"),
+    Category(code="waterlogging", name="道路积水", group="市政设施"),
+]
+
+DEFAULT_TIERS: list[PrizeTier] = [
+    PrizeTier(first=1, last=1, name="一等奖", value=500),
+    PrizeTier(first=2, last=5, name="二等奖", value=200),
+    PrizeTier(first=6, last=20, name="三等奖", value=100),
+    PrizeTier(first=21, last=80, name="参与奖", value=50),
+]
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service; program rules default to DESIGN.md."""
+
+    model_config = SettingsConfigDict(env_prefix="REWARDS_", extra="ignore", validate_default=True)
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///var/rewards.db"
+    redis_url: str | None = None  # None: embedded in-process Redis (fakeredis), rebuilt from the ledger
+    timezone: str = "Asia/Shanghai"
+    data_dir: Path = Path("var")
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+    api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
+
+    # Program rules
+    first_reporter_only: bool = True
+    anonymous_earns: bool = False
+    daily_award_limit: int | None = Field(default=None, ge=1)  # anti-spam, off by default
+
+    # Leaderboards and prizes
+    prize_tiers: list[PrizeTier] = Field(default_factory=lambda: list(DEFAULT_TIERS))
+    leaderboard_key_prefix: str = "rw"
+
+    # Intake
+    intake_secret: str = f"{PLACEHOLDER_PREFIX}-intake-secret"
+    intake_replay_window_seconds: int = Field(default=300, ge=1)
+    open311_api_keys: list[str] = Field(default_factory=list)
+    duplicate_radius_m: float = Field(default=250.0, gt=0)
+    duplicate_window_hours: float = Field(default=72.0, gt=0)
+
+    # Publishing
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com/cgi-bin/"
+    wechat_token: str = f"{PLACEHOLDER_PREFIX}-wechat-token"
+    wechat_aes_key: str | None = None
+    outbox_dir: Path = Path("var/outbox")
+    close_cron: str = "5 0 * * mon"  # minute hour dom month dow, program time zone
+    publish_cron: str = "0 10 * * mon"
+    publish_max_attempts: int = Field(default=5, ge=1)
+    publish_poll_seconds: float = Field(default=2.0, ge=0)
+
+    # Web
+    session_secret: str = f"{PLACEHOLDER_PREFIX}-session-secret"
+    dev_login: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _unique_categories(cls, value: list[Category]) -> list[Category]:
+        codes = [c.code for c in value]
+        if len(set(codes)) != len(codes):
+            raise ValueError("category codes must be unique")
+        if not value:
+            raise ValueError("at least one category is required")
+        return value
+
+    @field_validator("prize_tiers")
+    @classmethod
+    def _tiers_are_sound(cls, value: list[PrizeTier]) -> list[PrizeTier]:
+        from rewards.leaderboard.tiers import validate_tiers
+
+        validate_tiers([(t.first, t.last, t.value) for t in value])
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.environment == "production":
+            for name in ("intake_secret", "session_secret", "wechat_token"):
+                if str(getattr(self, name)).startswith(PLACEHOLDER_PREFIX):
+                    raise ValueError(f"REWARDS_{name.upper()} is left at its placeholder value in production")
+            if self.dev_login:
+                raise ValueError("REWARDS_DEV_LOGIN cannot be enabled in production")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The program's time zone."""
+        return ZoneInfo(self.timezone)
+
+    def category(self, code: str) -> Category | None:
+        """Return the category with this code, or None."""
+        return next((c for c in self.categories if c.code == code), None)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment; raise ConfigError naming the bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = f"REWARDS_{str(err['loc'][0]).upper()}" if err["loc"] else "settings"
+            problems.append(f"{name} ({loc}): {err['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc

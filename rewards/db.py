@@ -1,0 +1,130 @@
+"""Declarative base, engine/session factory and the unit of work (commit once, at the edge)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from rewards.clock import to_utc
+from rewards.errors import Unavailable
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores instants as naive UTC (portable across SQLite and PostgreSQL); returns aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Normalise to naive UTC before writing."""
+        if value is None:
+            return None
+        return to_utc(value).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        return to_utc(value)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and a created parent folder."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, **kwargs)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Return the session factory every unit of work uses."""
+    return sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+class UnitOfWork:
+    """One transaction; effects outside SQL (Redis, WeChat) are queued and run only after commit."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Queue an effect to run once the transaction has committed (it must be safe to repeat)."""
+        self._after_commit.append(effect)
+
+    def run_after_commit(self) -> list[Exception]:
+        """Run queued effects; return (not raise) their failures: the ledger is already committed."""
+        failures: list[Exception] = []
+        effects, self._after_commit = self._after_commit, []
+        for effect in effects:
+            try:
+                effect()
+            except Exception as exc:  # derived state only; `rewards check`/`rebuild` repair it
+                failures.append(exc)
+        return failures
+
+
+AfterCommitErrorHandler = Callable[[list[Exception]], None]
+
+
+@contextmanager
+def unit_of_work(
+    factory: sessionmaker[Session], on_effect_errors: AfterCommitErrorHandler | None = None
+) -> Iterator[UnitOfWork]:
+    """Open a transaction, commit once at the end (roll back on error), then run after-commit effects."""
+    session = factory()
+    uow = UnitOfWork(session)
+    try:
+        yield uow
+        session.commit()
+    except (OperationalError, DBAPIError) as exc:
+        session.rollback()
+        if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
+            raise Unavailable("the database is unavailable, please retry") from exc
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    failures = uow.run_after_commit()
+    if failures and on_effect_errors is not None:
+        on_effect_errors(failures)

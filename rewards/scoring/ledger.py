@@ -1,0 +1,106 @@
+"""The SQL ledger: append-only, one row per (case, rule); the only source of truth for points."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from rewards.cases.models import Citizen
+from rewards.db import Base, UTCDateTime
+from rewards.scoring.model import AwardDecision, EntryFacts
+
+
+class LedgerEntry(Base):
+    """A signed award or reversal; never updated, never deleted."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("case_pk", "rule", name="uq_ledger_case_rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    case_pk: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    rule: Mapped[str] = mapped_column(String(32))
+    points: Mapped[int] = mapped_column(Integer)
+    week: Mapped[str] = mapped_column(String(8), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def insert_entry(session: Session, decision: AwardDecision, week: str, now: datetime) -> LedgerEntry | None:
+    """Insert the decision unless (case, rule) already has a row; return the new row or None (replay)."""
+    values = {
+        "citizen_id": decision.citizen_id,
+        "case_pk": decision.case_pk,
+        "rule": decision.rule,
+        "points": decision.points,
+        "week": week,
+        "reason": decision.reason,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = pg_insert(LedgerEntry).values(values).on_conflict_do_nothing(constraint="uq_ledger_case_rule")
+    else:
+        stmt = sqlite_insert(LedgerEntry).values(values).on_conflict_do_nothing(index_elements=["case_pk", "rule"])
+    new_id = session.execute(stmt.returning(LedgerEntry.id)).scalar_one_or_none()
+    if new_id is None:
+        return None
+    return session.get(LedgerEntry, new_id)
+
+
+def entries_for_case(session: Session, case_pk: int) -> Sequence[LedgerEntry]:
+    """Return a case's ledger rows in order."""
+    return session.scalars(select(LedgerEntry).where(LedgerEntry.case_pk == case_pk).order_by(LedgerEntry.id)).all()
+
+
+def entries_for_citizen(session: Session, citizen_id: int, week: str | None = None) -> Sequence[LedgerEntry]:
+    """Return a citizen's ledger rows, newest first, optionally for one week."""
+    stmt = select(LedgerEntry).where(LedgerEntry.citizen_id == citizen_id)
+    if week is not None:
+        stmt = stmt.where(LedgerEntry.week == week)
+    return session.scalars(stmt.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())).all()
+
+
+def total_for_citizen(session: Session, citizen_id: int, week: str | None = None) -> int:
+    """Return the sum of a citizen's ledger (optionally for one week)."""
+    stmt = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(LedgerEntry.citizen_id == citizen_id)
+    if week is not None:
+        stmt = stmt.where(LedgerEntry.week == week)
+    return int(session.execute(stmt).scalar_one())
+
+
+def count_awards_on_day(session: Session, citizen_id: int, start: datetime, end: datetime) -> int:
+    """Return how many positive awards a citizen received in [start, end) (for the optional daily limit)."""
+    stmt = select(func.count(LedgerEntry.id)).where(
+        LedgerEntry.citizen_id == citizen_id,
+        LedgerEntry.points > 0,
+        LedgerEntry.created_at >= start,
+        LedgerEntry.created_at < end,
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def entry_facts(entry: LedgerEntry, district: str | None) -> EntryFacts:
+    """Return the frozen view of a committed entry that the leaderboards apply."""
+    return EntryFacts(
+        entry_id=entry.id,
+        citizen_id=entry.citizen_id,
+        district=district,
+        points=entry.points,
+        week=entry.week,
+        created_at=entry.created_at,
+    )
+
+
+def facts_for_entries(session: Session, entries: Sequence[LedgerEntry]) -> list[EntryFacts]:
+    """Return EntryFacts for entries, with each citizen's district."""
+    ids = {e.citizen_id for e in entries}
+    districts = dict(session.execute(select(Citizen.id, Citizen.district).where(Citizen.id.in_(ids))).tuples().all())
+    return [entry_facts(e, districts.get(e.citizen_id)) for e in entries]

@@ -1,0 +1,63 @@
+"""Scoring rules (pure): what a filed or voided case is worth. Time and counts are passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rewards.scoring.model import (
+    RULE_VALID_REPORT,
+    RULE_VOID_REVERSAL,
+    AwardDecision,
+    CaseFacts,
+    NoAward,
+    RuleSettings,
+)
+
+ANONYMOUS = "匿名举报不计积分"
+SNAPSHOT_USER = "未授权的快照用户不计积分"
+ZERO_CATEGORY = "该类别不计积分"
+DAILY_LIMIT = "已达到每日计分上限"
+
+
+def points_for_category(category: str, settings: RuleSettings) -> int:
+    """Return the points a valid case of this category earns (unknown categories earn nothing)."""
+    return max(0, settings.category_points.get(category, 0))
+
+
+def award_on_filing(case: CaseFacts, settings: RuleSettings, awards_today: int) -> AwardDecision | NoAward:
+    """Decide the award for a case the command center filed as valid; there is no cap on totals."""
+    reporter = case.reporter
+    if reporter is None:
+        return NoAward(ANONYMOUS)
+    if reporter.snapshot_user:
+        return NoAward(SNAPSHOT_USER)
+    points = points_for_category(case.category, settings)
+    if points == 0:
+        return NoAward(ZERO_CATEGORY)
+    if settings.daily_award_limit is not None and awards_today >= settings.daily_award_limit:
+        return NoAward(DAILY_LIMIT)
+    return AwardDecision(
+        case_pk=case.case_pk,
+        citizen_id=reporter.citizen_id,
+        rule=RULE_VALID_REPORT,
+        points=points,
+        reason=f"有效举报 {case.case_id}",
+    )
+
+
+def reversal_on_void(case_pk: int, case_id: str, entries: Iterable[tuple[int, str, int]]) -> AwardDecision | None:
+    """Return the entry that nets a voided case's (citizen_id, rule, points) lines to zero, or None."""
+    lines = list(entries)
+    if any(rule == RULE_VOID_REVERSAL for _, rule, _ in lines):
+        return None
+    net = sum(points for _, _, points in lines)
+    if net == 0:
+        return None
+    citizen_id = lines[0][0]
+    return AwardDecision(
+        case_pk=case_pk,
+        citizen_id=citizen_id,
+        rule=RULE_VOID_REVERSAL,
+        points=-net,
+        reason=f"举报 {case_id} 被撤销，积分收回",
+    )

@@ -1,0 +1,169 @@
+"""Shared fixtures: real PostgreSQL and Redis (a private database and key prefix per test run), SQLite."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from rewards import migrate
+from rewards.bootstrap import Container, bootstrap
+from rewards.clock import FixedClock
+from rewards.config import Settings, load_settings
+from rewards.db import Base, make_engine
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+RUN_ID = uuid.uuid4().hex[:8]
+VALIDATOR_TOKEN = "test-validator-token"
+INTAKE_TOKEN = "test-intake-token"
+ADMIN_TOKEN = "test-admin-token"
+START = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday, 10:00 in Asia/Shanghai (2026-W48)
+
+
+def unreachable(what: str, exc: Exception) -> None:
+    """Fail under CI=true, skip elsewhere: a real service is required, never a fake."""
+    message = f"{what} is unreachable: {exc}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def test_settings(**overrides: object) -> Settings:
+    """Settings for tests: known tokens, a private Redis key prefix, everything else default."""
+    values: dict[str, object] = {
+        "api_tokens": {
+            VALIDATOR_TOKEN: {"name": "validator-1", "role": "validator"},
+            INTAKE_TOKEN: {"name": "city-case-system", "role": "intake"},
+            ADMIN_TOKEN: {"name": "admin-1", "role": "admin"},
+        },
+        "leaderboard_key_prefix": f"t{RUN_ID}",
+        "intake_secret": "test-intake-secret",
+        "open311_api_keys": ["test-open311-key"],
+        "session_secret": "test-session-secret",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated to head; dropped afterwards."""
+    name = f"rewards_test_{RUN_ID}"
+    try:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        unreachable("PostgreSQL", exc)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file migrated to head."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'rewards.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def wipe(engine: Engine) -> None:
+    """Empty every table (faster than re-migrating between tests)."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for t in tables:
+                conn.execute(text(f'DELETE FROM "{t}"'))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> redis.Redis:
+    """The real Redis server."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unreachable("Redis", exc)
+    return client
+
+
+def flush_prefix(client: redis.Redis, prefix: str) -> None:
+    """Remove this run's keys only (other runs may share the server)."""
+    for key in client.scan_iter(match=f"*{prefix}*", count=1000):
+        client.unlink(key)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock fixed at START, moved by tests."""
+    return FixedClock(START)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db_engine(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Engine]:
+    """A migrated, empty database: real PostgreSQL and SQLite."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else sqlite_url
+    engine = make_engine(url)
+    wipe(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """A migrated, empty PostgreSQL database."""
+    engine = make_engine(pg_url)
+    wipe(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Test settings."""
+    return test_settings()
+
+
+@pytest.fixture
+def container(
+    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, settings: Settings
+) -> Iterator[Container]:
+    """The real service wired to real PostgreSQL/SQLite and real Redis under a private key prefix."""
+    flush_prefix(redis_server, settings.leaderboard_key_prefix)
+    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=redis_server)
+    yield c
+    flush_prefix(redis_server, settings.leaderboard_key_prefix)
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[object]:
+    """An HTTP client for the app."""
+    from fastapi.testclient import TestClient
+
+    from rewards.app import create_app
+
+    with TestClient(create_app(container)) as http:
+        yield http
+
+
+def auth(token: str = VALIDATOR_TOKEN) -> dict[str, str]:
+    """Authorization header for a token."""
+    return {"Authorization": f"Bearer {token}"}
