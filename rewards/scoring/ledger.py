@@ -87,7 +87,7 @@ def count_awards_on_day(session: Session, citizen_id: int, start: datetime, end:
     return int(session.execute(stmt).scalar_one())
 
 
-def entry_facts(entry: LedgerEntry, district: str | None) -> EntryFacts:
+def entry_facts(entry: LedgerEntry, district: str | None, eligible: bool) -> EntryFacts:
     """Return the frozen view of a committed entry that the leaderboards apply."""
     return EntryFacts(
         entry_id=entry.id,
@@ -96,11 +96,20 @@ def entry_facts(entry: LedgerEntry, district: str | None) -> EntryFacts:
         points=entry.points,
         week=entry.week,
         created_at=entry.created_at,
+        eligible=eligible,
     )
 
 
+def is_eligible(verified: bool, banned: bool) -> bool:
+    """A prize needs a verified (real-name) citizen who is not banned."""
+    return verified and not banned
+
+
 def facts_for_entries(session: Session, entries: Sequence[LedgerEntry]) -> list[EntryFacts]:
-    """Return EntryFacts for entries, with each citizen's district."""
+    """Return EntryFacts for entries, with each citizen's district and prize eligibility."""
     ids = {e.citizen_id for e in entries}
-    districts = dict(session.execute(select(Citizen.id, Citizen.district).where(Citizen.id.in_(ids))).tuples().all())
-    return [entry_facts(e, districts.get(e.citizen_id)) for e in entries]
+    rows = session.execute(
+        select(Citizen.id, Citizen.district, Citizen.verified, Citizen.banned).where(Citizen.id.in_(ids))
+    ).tuples()
+    info = {cid: (district, is_eligible(verified, banned)) for cid, district, verified, banned in rows}
+    return [entry_facts(e, *info[e.citizen_id]) for e in entries]

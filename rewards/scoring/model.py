@@ -67,3 +67,4 @@ class EntryFacts:
     points: int
     week: str  # ISO week the points count toward, e.g. "2026-W48"
     created_at: datetime
+    eligible: bool = True  # verified and not banned: may hold a prize rank
