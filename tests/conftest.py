@@ -53,6 +53,9 @@ def test_settings(**overrides: object) -> Settings:
     return load_settings(**values)
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, migrated to head; dropped afterwards."""

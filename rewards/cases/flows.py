@@ -7,11 +7,12 @@ from datetime import datetime
 
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
-from rewards.cases.models import Case
+from rewards.cases.models import Case, Citizen
 from rewards.clock import Clock, to_utc
 from rewards.config import Settings
 from rewards.db import UnitOfWork
 from rewards.errors import Conflict, Invalid
+from rewards.scoring.ledger import is_eligible
 from rewards.scoring.model import NoAward
 from rewards.scoring.service import ScoringService
 
@@ -78,6 +79,8 @@ class CaseFlows:
         reporter = None
         if report.reporter is not None:
             r = report.reporter
+            known = cases.find_citizen(session, r.openid)
+            was_eligible = is_eligible(known.verified, known.banned) if known is not None else None
             reporter = cases.upsert_citizen(
                 session,
                 r.openid,
@@ -88,6 +91,12 @@ class CaseFlows:
                 verified=r.verified,
                 snapshot_user=r.snapshot_user,
             )
+            if (
+                r.verified is not None
+                and was_eligible is not None
+                and was_eligible != is_eligible(reporter.verified, reporter.banned)
+            ):
+                self.eligibility_changed(uow, reporter)
             if reporter.district is None and report.district:
                 reporter.district = report.district  # a citizen's board district: given, else first report's
         if existing is not None:
@@ -147,7 +156,7 @@ class CaseFlows:
         if verdict not in VERDICTS:
             raise Invalid(f"verdict must be one of {', '.join(VERDICTS)}", code="unknown_verdict")
         session = uow.session
-        case = cases.get_case(session, case_id)
+        case = cases.get_case(session, case_id, lock=True)
         if verdict == "duplicate":
             self._check_duplicate_of(uow, case, duplicate_of)
         elif duplicate_of is not None:
@@ -187,7 +196,7 @@ class CaseFlows:
         if not reason or not reason.strip():
             raise Invalid("a reason is required to void a case", code="reason_required")
         session = uow.session
-        case = cases.get_case(session, case_id)
+        case = cases.get_case(session, case_id, lock=True)
         if case.status == lc.VOIDED:
             return case
         lc.check_transition(case.status, lc.VOIDED)
@@ -217,7 +226,7 @@ class CaseFlows:
         if status in (lc.FILED, lc.REFUSED, lc.VOIDED, lc.REPORTED):
             raise Invalid(f"status {status!r} is set by a verdict, a void or a report", code="status_needs_flow")
         session = uow.session
-        case = cases.get_case(session, case_id)
+        case = cases.get_case(session, case_id, lock=True)
         when = to_utc(occurred_at)
         if case.status == lc.VOIDED or (case.status != lc.REPORTED and when < case.status_at):
             cases.record_history(
@@ -237,6 +246,30 @@ class CaseFlows:
         lc.check_transition(case.status, status)
         self._move(uow, case, status, when, actor, note=note, department=department, event_id=event_id)
         return case, True
+
+    def set_banned(self, uow: UnitOfWork, openid: str, banned: bool, reason: str, actor: Actor) -> Citizen:
+        """Ban or unban a citizen (prize eligibility); the boards learn of it after commit. Repeats are no-ops."""
+        if not reason or not reason.strip():
+            raise Invalid("a reason is required to ban or unban a citizen", code="reason_required")
+        citizen = cases.get_citizen(uow.session, openid)
+        if citizen.banned == banned:
+            return citizen
+        citizen.banned = banned
+        citizen.updated_at = self.clock.now()
+        cases.audit(
+            uow.session, self.clock.now(), actor.name, "ban" if banned else "unban", f"citizen:{citizen.id}", reason
+        )
+        self.eligibility_changed(uow, citizen)
+        return citizen
+
+    def eligibility_changed(self, uow: UnitOfWork, citizen: Citizen) -> None:
+        """Tell the boards after commit whether this citizen may hold a prize rank now."""
+        boards = self.scoring.sink
+        set_eligible = getattr(boards, "set_eligible", None)
+        if set_eligible is None:
+            return
+        citizen_id, eligible = citizen.id, is_eligible(citizen.verified, citizen.banned)
+        uow.after_commit(lambda: set_eligible(citizen_id, eligible))
 
     def _move(
         self,

@@ -12,9 +12,12 @@ from rewards.cases.models import AuditEntry, Case, CaseHistory, Citizen
 from rewards.errors import NotFound
 
 
-def get_case(session: Session, case_id: str) -> Case:
-    """Return the case with the city's case id, or raise NotFound (404)."""
-    case = session.scalar(select(Case).where(Case.case_id == case_id))
+def get_case(session: Session, case_id: str, *, lock: bool = False) -> Case:
+    """Return the case with the city's case id, or raise NotFound (404); lock=True serialises writers."""
+    stmt = select(Case).where(Case.case_id == case_id)
+    if lock:
+        stmt = stmt.with_for_update(of=Case)
+    case = session.scalar(stmt)
     if case is None:
         raise NotFound(f"unknown case {case_id!r}", code="unknown_case")
     return case

@@ -110,6 +110,6 @@ def facts_for_entries(session: Session, entries: Sequence[LedgerEntry]) -> list[
     ids = {e.citizen_id for e in entries}
     rows = session.execute(
         select(Citizen.id, Citizen.district, Citizen.verified, Citizen.banned).where(Citizen.id.in_(ids))
-    ).tuples()
+    )
     info = {cid: (district, is_eligible(verified, banned)) for cid, district, verified, banned in rows}
     return [entry_facts(e, *info[e.citizen_id]) for e in entries]

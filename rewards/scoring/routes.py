@@ -28,7 +28,7 @@ def points(openid: Annotated[str, Depends(require_citizen_or("validator"))], c: 
         citizen = cases.get_citizen(session, openid)
         total, this_week, lines = citizen_points(session, citizen.id, week)
         case_ids = dict(
-            session.execute(select(Case.id, Case.case_id).where(Case.id.in_({e.case_pk for e in lines}))).tuples().all()
+            session.execute(select(Case.id, Case.case_id).where(Case.id.in_({e.case_pk for e in lines}))).all()
         )
         return PointsOut(
             total=total,
