@@ -46,6 +46,8 @@ def create_app(container: Container) -> FastAPI:
     from rewards.leaderboard.routes import router as leaderboard_router
     from rewards.publish.routes import router as publish_router
     from rewards.scoring.routes import router as scoring_router
+    from rewards.web.console import router as console_router
+    from rewards.web.routes import mount_static
     from rewards.web.routes import router as web_router
 
     app.include_router(cases_router)
@@ -54,6 +56,8 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(leaderboard_router)
     app.include_router(publish_router)
     app.include_router(web_router)
+    app.include_router(console_router)
+    mount_static(app)
 
     from intake_adapter.routes import mount as mount_intake
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +26,9 @@ def report(c: Container, case_id: str, openid: str | None = "o1", category: str 
     reporter = Reporter(openid=openid, name="张三明", verified=True) if openid else None
     with c.uow() as uow:
         c.flows.report(
-            uow, NewReport(case_id=case_id, category=category, reported_at=c.clock.now(), reporter=reporter, **kw), ACTOR
+            uow,
+            NewReport(case_id=case_id, category=category, reported_at=c.clock.now(), reporter=reporter, **kw),
+            ACTOR,
         )
 
 
@@ -146,9 +149,8 @@ def test_history_keeps_every_accepted_step_and_late_events(container: Container)
     with container.uow() as uow:  # an older event arrives late: recorded, not applied
         _, applied = container.flows.change_status(uow, "C1", lc.DISPATCHED, ACTOR, occurred_at=t_dispatch)
         assert not applied
-    with pytest.raises(Conflict):
-        with container.uow() as uow:
-            container.flows.change_status(uow, "C1", lc.CLOSED, ACTOR, occurred_at=clock.advance(hours=1))
+    with pytest.raises(Conflict), container.uow() as uow:
+        container.flows.change_status(uow, "C1", lc.CLOSED, ACTOR, occurred_at=clock.advance(hours=1))
     with container.read() as s:
         from rewards.cases.service import get_case
 
@@ -167,8 +169,13 @@ def test_history_keeps_every_accepted_step_and_late_events(container: Container)
 
 def test_daily_limit_when_switched_on(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
     clock = FixedClock(START)
-    c = bootstrap(test_settings(daily_award_limit=2), clock=clock, engine=db_engine, redis_client=redis_server,
-                  boards=RecordingSink())
+    c = bootstrap(
+        test_settings(daily_award_limit=2),
+        clock=clock,
+        engine=db_engine,
+        redis_client=redis_server,
+        boards=RecordingSink(),
+    )
     for i in range(4):
         report(c, f"C{i}")
         clock.advance(minutes=1)
@@ -185,10 +192,9 @@ def test_after_commit_only(db_engine, redis_server) -> None:  # type: ignore[no-
     sink = RecordingSink()
     c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, boards=sink)
     report(c, "C1")
-    with pytest.raises(RuntimeError):
-        with c.uow() as uow:
-            c.flows.verdict(uow, "C1", "valid", ACTOR)
-            raise RuntimeError("crash before commit")
+    with pytest.raises(RuntimeError), c.uow() as uow:
+        c.flows.verdict(uow, "C1", "valid", ACTOR)
+        raise RuntimeError("crash before commit")
     assert sink.entries == [] and ledger(c) == []
     verdict(c, "C1")
     assert len(sink.entries) == 1 and sink.entries[0].points == 1
@@ -208,8 +214,9 @@ def test_ban_is_audited_and_tells_the_boards(db_engine, redis_server) -> None:  
 @given(order=st.permutations(list(range(6))), voids=st.sets(st.integers(0, 5)))
 def test_totals_do_not_depend_on_event_order(db_engine, redis_server, order, voids) -> None:  # type: ignore[no-untyped-def]
     wipe(db_engine)
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server,
-                  boards=RecordingSink())
+    c = bootstrap(
+        test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, boards=RecordingSink()
+    )
     for i in range(6):
         report(c, f"C{i}", openid=f"o{i % 2}", category="manhole_cover" if i % 3 == 0 else "street_lamp")
         c.clock.advance(minutes=1)  # type: ignore[attr-defined]

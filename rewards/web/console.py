@@ -1,0 +1,235 @@
+"""Command-center console: the queue with photos and duplicate hints, verdicts, voids, bans, publications, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
+
+from rewards.auth import Principal, require
+from rewards.bootstrap import Container
+from rewards.cases import lifecycle as lc
+from rewards.cases import service as cases
+from rewards.cases.flows import Actor
+from rewards.cases.models import AuditEntry, Citizen
+from rewards.deps import container
+from rewards.errors import DomainError, Forbidden
+from rewards.masking import mask_name, mask_phone
+from rewards.web.templating import page
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+C = Annotated[Container, Depends(container)]
+Validator = Annotated[Principal, Depends(require("validator"))]
+
+
+def csrf_token(secret: str, principal: Principal) -> str:
+    """Return the form token bound to this console user (forms must echo it back)."""
+    return hmac.new(secret.encode(), f"console:{principal.name}:{principal.role}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(c: Container, who: Principal, token: str) -> None:
+    """Refuse a console form post whose token does not match the signed-in user (403)."""
+    if not hmac.compare_digest(csrf_token(c.settings.session_secret, who), token):
+        raise Forbidden("invalid form token; reload the page and try again")
+
+
+def back(path: str, message: str, error: bool = False) -> RedirectResponse:
+    """Redirect after a form post (POST/redirect/GET) with a one-line message."""
+    key = "error" if error else "flash"
+    return RedirectResponse(f"{path}?{key}={quote(message)}", status_code=303)
+
+
+def duplicate_hints(c: Container, session: object, case_id: str) -> list[object]:
+    """Nearby open cases of the same category (from the duplicates query, when available)."""
+    try:
+        duplicates = importlib.import_module("rewards.cases.duplicates")
+    except ImportError:
+        return []
+    finder = getattr(duplicates, "hints_for_case", None) or getattr(duplicates, "find_duplicates", None)
+    if finder is None:
+        return []
+    try:
+        return list(finder(session, c.settings, case_id))
+    except DomainError:
+        return []
+
+
+@router.get("", response_class=HTMLResponse)
+def queue(
+    c: C,
+    who: Validator,
+    flash: str | None = None,
+    error: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """The queue of reported cases, oldest first."""
+    with c.read() as session:
+        rows = []
+        for case in cases.queue(session, lc.REPORTED, limit=30, offset=offset):
+            reporter = case.reporter
+            rows.append(
+                {
+                    "case": case,
+                    "reporter": mask_name(reporter.name) if reporter else "匿名",
+                    "verified": bool(reporter and reporter.verified),
+                    "category": category_name(c, case.category),
+                    "hints": duplicate_hints(c, session, case.case_id),
+                }
+            )
+    return page(
+        "console/queue.html",
+        nav="console",
+        rows=rows,
+        who=who,
+        csrf=csrf_token(c.settings.session_secret, who),
+        flash=flash,
+        error=error,
+        offset=offset,
+    )
+
+
+@router.post("/cases/{case_id}/verdict")
+def verdict(
+    case_id: str,
+    c: C,
+    who: Validator,
+    verdict: Annotated[str, Form()],
+    csrf: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+    duplicate_of: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Give a verdict from the console."""
+    check_csrf(c, who, csrf)
+    try:
+        with c.uow() as uow:
+            c.flows.verdict(
+                uow,
+                case_id,
+                verdict,
+                Actor(who.name, "console"),
+                duplicate_of=duplicate_of.strip() or None,
+                reason=reason.strip() or None,
+            )
+    except DomainError as exc:
+        return back("/console", f"{case_id}：{exc.message}", error=True)
+    return back("/console", f"{case_id} 已处理：{verdict}")
+
+
+@router.post("/cases/{case_id}/void")
+def void(
+    case_id: str, c: C, who: Validator, reason: Annotated[str, Form()], csrf: Annotated[str, Form()]
+) -> RedirectResponse:
+    """Void a filed case from the console (fraud); its points are reversed."""
+    check_csrf(c, who, csrf)
+    try:
+        with c.uow() as uow:
+            c.flows.void(uow, case_id, reason, Actor(who.name, "console"))
+    except DomainError as exc:
+        return back("/console/cases", f"{case_id}：{exc.message}", error=True)
+    return back("/console/cases", f"{case_id} 已作废，积分已扣回")
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def find_case(
+    c: C, who: Validator, case_id: str = "", flash: str | None = None, error: str | None = None
+) -> HTMLResponse:
+    """Look a case up by id (to void it, or to read its timeline)."""
+    found = None
+    with c.read() as session:
+        if case_id.strip():
+            found = cases.find_case(session, case_id.strip())
+            if found is None:
+                error = f"没有找到案件 {case_id}"
+    return page(
+        "console/case.html",
+        nav="console",
+        case=found,
+        query=case_id,
+        who=who,
+        csrf=csrf_token(c.settings.session_secret, who),
+        flash=flash,
+        error=error,
+        filed_states=lc.FILED_STATES,
+    )
+
+
+@router.get("/citizens", response_class=HTMLResponse)
+def citizens(c: C, who: Validator, q: str = "", flash: str | None = None, error: str | None = None) -> HTMLResponse:
+    """Find citizens by phone or name (shown masked) to ban or unban them."""
+    rows: list[dict[str, object]] = []
+    with c.read() as session:
+        if q.strip():
+            term = q.strip()
+            stmt = (
+                select(Citizen)
+                .where((Citizen.phone == term) | (Citizen.name == term) | (Citizen.id == _as_int(term)))
+                .limit(50)
+            )
+            for cit in session.scalars(stmt):
+                rows.append(
+                    {
+                        "id": cit.id,
+                        "name": mask_name(cit.name),
+                        "phone": mask_phone(cit.phone),
+                        "district": cit.district or "",
+                        "verified": cit.verified,
+                        "banned": cit.banned,
+                    }
+                )
+    return page(
+        "console/citizens.html",
+        nav="console",
+        rows=rows,
+        q=q,
+        who=who,
+        csrf=csrf_token(c.settings.session_secret, who),
+        flash=flash,
+        error=error,
+    )
+
+
+def category_name(c: Container, code: str) -> str:
+    """The Chinese name of a category code (the code itself when unknown)."""
+    category = c.settings.category(code)
+    return category.name if category else code
+
+
+def _as_int(text: str) -> int:
+    value = int(text) if text.isdigit() and len(text) <= 10 else -1
+    return value if value < 2**31 else -1  # ids are 32-bit: a phone number is not an id
+
+
+@router.post("/citizens/{citizen_id}/ban")
+def ban(
+    citizen_id: int,
+    c: C,
+    who: Validator,
+    reason: Annotated[str, Form()],
+    csrf: Annotated[str, Form()],
+    banned: Annotated[bool, Form()] = True,
+) -> RedirectResponse:
+    """Ban (or unban) a citizen: a ban removes them from prize eligibility."""
+    check_csrf(c, who, csrf)
+    try:
+        with c.uow() as uow:
+            cit = uow.session.get(Citizen, citizen_id)
+            if cit is None:
+                return back("/console/citizens", "没有这位市民", error=True)
+            c.flows.set_banned(uow, cit.openid, banned, reason, Actor(who.name, "console"))
+    except DomainError as exc:
+        return back("/console/citizens", exc.message, error=True)
+    return back("/console/citizens", f"市民 #{citizen_id} 已{'取消资格' if banned else '恢复资格'}")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit(c: C, who: Validator, request: Request) -> HTMLResponse:
+    """Who did what, newest first."""
+    with c.read() as session:
+        rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(200)).all()
+    return page("console/audit.html", nav="console", rows=rows, who=who, flash=None, error=None)

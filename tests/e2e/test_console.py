@@ -1,0 +1,78 @@
+"""The command-center console over HTTP (bearer token here; the browser test signs in with a session)."""
+
+from __future__ import annotations
+
+import re
+
+from rewards.auth import Principal
+from rewards.web.console import csrf_token
+from tests.conftest import auth
+
+CASE = {
+    "case_id": "LZ-1",
+    "category": "street_lamp",
+    "description": "路灯不亮",
+    "district": "城关区",
+    "photos": ["https://img.example.invalid/1.jpg"],
+    "reporter": {"openid": "oA1", "name": "张三明", "phone": "13812341234", "verified": True},
+}
+
+
+def csrf(client) -> str:  # type: ignore[no-untyped-def]
+    html = client.get("/console", headers=auth()).text
+    m = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert m, html
+    return m.group(1)
+
+
+def test_queue_verdict_void_ban_and_audit(client) -> None:  # type: ignore[no-untyped-def]
+    client.post("/api/v1/cases", json=CASE, headers=auth())
+    html = client.get("/console", headers=auth()).text
+    assert "LZ-1" in html and "张*明" in html and "oA1" not in html and "13812341234" not in html
+    token = csrf(client)
+    r = client.post(
+        "/console/cases/LZ-1/verdict",
+        data={"verdict": "valid", "csrf": token, "reason": "属实"},
+        headers=auth(),
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and "flash=" in r.headers["location"]
+    assert client.get("/api/v1/citizens/oA1/points", headers=auth()).json()["total"] == 1
+    assert "LZ-1" not in client.get("/console", headers=auth()).text  # left the queue
+    page = client.get("/console/cases?case_id=LZ-1", headers=auth()).text
+    assert "作废并扣回积分" in page
+    r = client.post(
+        "/console/cases/LZ-1/void", data={"reason": "摆拍", "csrf": token}, headers=auth(), follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert client.get("/api/v1/citizens/oA1/points", headers=auth()).json()["total"] == 0
+    found = client.get("/console/citizens?q=13812341234", headers=auth()).text
+    assert "138****1234" in found and "13812341234" not in found.replace('value="13812341234"', "")
+    r = client.post(
+        "/console/citizens/1/ban", data={"reason": "刷分", "csrf": token}, headers=auth(), follow_redirects=False
+    )
+    assert r.status_code == 303 and "error" not in r.headers["location"]
+    audit = client.get("/console/audit", headers=auth()).text
+    for action in ("verdict:valid", "void", "ban"):
+        assert action in audit
+
+
+def test_console_refuses_bad_form_token_and_anonymous(client) -> None:  # type: ignore[no-untyped-def]
+    client.post("/api/v1/cases", json=CASE, headers=auth())
+    r = client.post("/console/cases/LZ-1/verdict", data={"verdict": "valid", "csrf": "0" * 64}, headers=auth())
+    assert r.status_code == 403
+    assert client.get("/console").status_code == 401
+    assert client.post("/console/cases/LZ-1/verdict", data={"verdict": "valid", "csrf": "x"}).status_code == 401
+
+
+def test_domain_errors_come_back_as_a_message(client, settings) -> None:  # type: ignore[no-untyped-def]
+    token = csrf_token(settings.session_secret, Principal("validator-1", "validator"))
+    r = client.post(
+        "/console/cases/NOPE/verdict", data={"verdict": "valid", "csrf": token}, headers=auth(), follow_redirects=False
+    )
+    assert r.status_code == 303 and "error=" in r.headers["location"]
+
+
+def test_csrf_token_is_bound_to_the_user() -> None:
+    a = csrf_token("s", Principal("a", "validator"))
+    assert a != csrf_token("s", Principal("b", "validator")) and a != csrf_token("t", Principal("a", "validator"))
