@@ -56,6 +56,10 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(leaderboard_router)
     app.include_router(publish_router)
     app.include_router(web_router)
+
+    from rewards.web.identity import install as install_identity
+
+    install_identity(app, container)  # session middleware, sign-in routes, WeChat callback
     app.include_router(console_router)
     mount_static(app)
 

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     open311_api_keys: list[str] = Field(default_factory=list)
     duplicate_radius_m: float = Field(default=250.0, gt=0)
     duplicate_window_hours: float = Field(default=72.0, gt=0)
+    # Open311 jurisdiction_id; None: a single-jurisdiction endpoint (a jurisdiction_id sent is then unknown, 404)
+    open311_jurisdiction_id: str | None = Field(default=None, min_length=1, max_length=64)
 
     # Publishing
     wechat_app_id: str | None = None
@@ -103,10 +105,50 @@ class Settings(BaseSettings):
     publish_cron: str = "0 10 * * mon"
     publish_max_attempts: int = Field(default=5, ge=1)
     publish_poll_seconds: float = Field(default=2.0, ge=0)
+    publish_max_polls: int = Field(default=30, ge=1)  # freepublish/get polls per run before resuming later
+    publish_backoff_seconds: float = Field(default=1.0, ge=0)  # first retry delay, doubled per retry (cap 60 s)
+    publish_lock_seconds: int = Field(default=900, ge=10)  # per-week publish lock and scheduler job locks
+    publish_resume_minutes: int = Field(default=15, ge=1)  # scheduler sweep resuming unfinished publications
+    scheduler_misfire_grace_seconds: int = Field(default=3600, ge=1)
+    wechat_timeout_seconds: float = Field(default=10.0, gt=0)
+    wechat_article_author: str = Field(default="随手拍", max_length=16)  # WeChat: author <= 16 characters
+    wechat_cover_image: Path | None = None  # JPEG <= 64 KB; None: the packaged placeholder cover
+    wechat_banner_image: Path | None = None  # PNG/JPEG < 1 MB shown atop the article; None: packaged banner
+    wechat_winner_template_id: str | None = None  # set to notify each winner by template message
+    leaderboard_page_path: str = "/leaderboard?week={week}"  # the H5 page the article's "阅读原文" opens
 
     # Web
     session_secret: str = f"{PLACEHOLDER_PREFIX}-session-secret"
     dev_login: bool = False
+
+    # Identity (rewards/web): WeChat OAuth endpoints are settings so tests can point them at a loopback stand-in
+    wechat_oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    wechat_sns_api_base: str = "https://api.weixin.qq.com/sns/"
+    wechat_callback_max_skew_seconds: int = Field(default=300, ge=0)  # 0: accept any callback timestamp
+    session_max_age_seconds: int = Field(default=7 * 86400, ge=60)
+    console_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    # Public rate limits: fixed windows in Redis; per client IP, and per signed-in citizen
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    rate_limit_per_ip: int = Field(default=120, ge=1)
+    rate_limit_per_citizen: int = Field(default=60, ge=1)
+    rate_limit_sign_in_per_ip: int = Field(default=20, ge=1)  # sign-in routes (token guessing, code replay)
+
+    @field_validator("wechat_aes_key")
+    @classmethod
+    def _aes_key_shape(cls, value: str | None) -> str | None:
+        # WeChat's EncodingAESKey: 43 base64 characters that decode (with one "=") to a 32-byte AES key
+        import base64
+        import binascii
+
+        if value is None:
+            return value
+        try:
+            ok = len(value) == 43 and len(base64.b64decode(value + "=", validate=True)) == 32
+        except binascii.Error:
+            ok = False
+        if not ok:
+            raise ValueError("must be WeChat's 43-character EncodingAESKey")
+        return value
 
     @field_validator("timezone")
     @classmethod

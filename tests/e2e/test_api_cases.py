@@ -6,9 +6,15 @@ import pytest
 
 from tests.conftest import INTAKE_TOKEN, auth
 
-CASE = {"case_id": "LZ-2026-000001", "category": "street_lamp", "description": "路灯不亮",
-        "lat": 36.06, "lon": 103.83, "district": "城关区",
-        "reporter": {"openid": "oA1", "name": "张三明", "phone": "13812341234", "verified": True}}
+CASE = {
+    "case_id": "LZ-2026-000001",
+    "category": "street_lamp",
+    "description": "路灯不亮",
+    "lat": 36.06,
+    "lon": 103.83,
+    "district": "城关区",
+    "reporter": {"openid": "oA1", "name": "张三明", "phone": "13812341234", "verified": True},
+}
 
 
 def test_report_verdict_points_void(client) -> None:  # type: ignore[no-untyped-def]
@@ -21,7 +27,10 @@ def test_report_verdict_points_void(client) -> None:  # type: ignore[no-untyped-
     assert [c["case_id"] for c in queue] == ["LZ-2026-000001"]
     r = client.post("/api/v1/cases/LZ-2026-000001/verdict", json={"verdict": "valid", "reason": "属实"}, headers=auth())
     assert r.status_code == 200 and r.json()["status"] == "filed"
-    assert client.post("/api/v1/cases/LZ-2026-000001/verdict", json={"verdict": "valid"}, headers=auth()).status_code == 200
+    assert (
+        client.post("/api/v1/cases/LZ-2026-000001/verdict", json={"verdict": "valid"}, headers=auth()).status_code
+        == 200
+    )
     pts = client.get("/api/v1/citizens/oA1/points", headers=auth()).json()
     assert pts["total"] == 1 and pts["this_week"] == 1 and pts["week"] == "2026-W48"
     assert pts["lines"][0]["reason"] == "有效举报 LZ-2026-000001"

@@ -1,0 +1,276 @@
+"""Sign-in and sign-out: WeChat web OAuth (snsapi_base), the development sign-in, the console sign-in.
+
+WeChat flow: /auth/wechat/login sets a short-lived signed cookie holding a nonce and the page to return to, and
+redirects to WeChat's authorize URL with state = nonce + HMAC(nonce) (WeChat allows only [A-Za-z0-9], at most
+128 bytes). WeChat redirects back to /auth/wechat/callback?code=&state=; the state must carry a valid HMAC AND
+the nonce of this browser's cookie (login CSRF), the code is exchanged for the openid at
+sns/oauth2/access_token, the citizen is upserted and the session cookie set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from rewards.bootstrap import Container
+from rewards.config import Settings
+from rewards.deps import container
+from rewards.errors import BadRequest, NotFound, Unauthorized, Unavailable
+from rewards.logs import get_logger
+from rewards.web.identity import sign_in_citizen
+from rewards.web.ratelimit import rate_limited
+from rewards.web.session import (
+    CitizenSession,
+    clear_cookies,
+    codec_of,
+    secure_cookies,
+    set_citizen_cookie,
+    set_console_cookie,
+)
+
+log = get_logger("oauth")
+router = APIRouter(tags=["identity"])
+C = Annotated[Container, Depends(container)]
+SignInLimit = Depends(rate_limited("sign_in", sign_in=True))
+
+STATE_COOKIE = "rw_oauth"
+STATE_MAX_AGE = 600  # seconds a citizen has to come back from WeChat's authorize page
+DEFAULT_NEXT = "/me"
+OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_SECRET_IN_URL = re.compile(r"(secret|access_token|refresh_token|code)=[^&\s\"']*")
+
+
+class RedactSecrets(logging.Filter):
+    """httpx logs every request URL at INFO; WeChat's API wants the app secret in the query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record with secrets in URLs replaced by ***."""
+        message = record.getMessage()
+        redacted = _SECRET_IN_URL.sub(r"\1=***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def install_redaction() -> None:
+    """Add the redacting filter to httpx's logger once."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+        logger.addFilter(RedactSecrets())
+
+
+def safe_next(value: str | None) -> str:
+    """Return a same-site relative path to go to after sign-in; raise BadRequest for anything else."""
+    if value is None or value == "":
+        return DEFAULT_NEXT
+    # Browsers treat "\" like "/" and drop tabs/newlines, so "/\evil.com" or "/\t/evil.com" mean "//evil.com".
+    bad_char = any(ch == "\\" or ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+    parts = urlsplit(value)
+    if (
+        len(value) > 512
+        or bad_char
+        or not value.startswith("/")
+        or value.startswith("//")
+        or parts.scheme
+        or parts.netloc
+    ):
+        raise BadRequest("next must be a path on this site, e.g. /me", code="bad_redirect")
+    return value
+
+
+def make_state(secret: str, nonce: str) -> str:
+    """Return the OAuth state for a nonce: nonce + HMAC, alphanumeric as WeChat requires."""
+    mac = hmac.new(secret.encode(), b"oauth-state:" + nonce.encode(), hashlib.sha256).hexdigest()[:32]
+    return nonce + mac
+
+
+def state_matches(secret: str, state: str, nonce: str) -> bool:
+    """Return True when state is the one made for this browser's nonce (constant-time comparison)."""
+    return hmac.compare_digest(make_state(secret, nonce).encode(), state.encode())
+
+
+def _state_serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.session_secret, salt="rewards.oauth.state")
+
+
+def authorize_url(settings: Settings, state: str) -> str:
+    """Return WeChat's OAuth authorize URL (parameters in the order WeChat documents)."""
+    if not settings.wechat_app_id:
+        raise Unavailable("WeChat sign-in is not configured (REWARDS_WECHAT_APP_ID)", code="oauth_unconfigured")
+    redirect_uri = settings.public_base_url.rstrip("/") + "/auth/wechat/callback"
+    return (
+        f"{settings.wechat_oauth_authorize_url}?appid={quote(settings.wechat_app_id, safe='')}"
+        f"&redirect_uri={quote(redirect_uri, safe='')}&response_type=code&scope=snsapi_base"
+        f"&state={state}#wechat_redirect"
+    )
+
+
+def exchange_code(settings: Settings, code: str) -> tuple[str, bool]:
+    """Exchange an OAuth code for (openid, is_snapshotuser) at sns/oauth2/access_token."""
+    if not settings.wechat_app_id or not settings.wechat_app_secret:
+        raise Unavailable("WeChat sign-in is not configured (REWARDS_WECHAT_APP_SECRET)", code="oauth_unconfigured")
+    install_redaction()
+    params = {
+        "appid": settings.wechat_app_id,
+        "secret": settings.wechat_app_secret,
+        "code": code,
+        "grant_type": "authorization_code",
+    }
+    url = settings.wechat_sns_api_base.rstrip("/") + "/oauth2/access_token"
+    try:
+        with httpx.Client(timeout=settings.wechat_timeout_seconds) as http:
+            response = http.get(url, params=params)
+        body: Any = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("WeChat OAuth exchange failed: %s", type(exc).__name__)
+        raise Unavailable("WeChat did not answer the sign-in, please retry", code="wechat_unavailable") from exc
+    if not isinstance(body, dict):
+        raise Unavailable("WeChat answered the sign-in with something unexpected", code="wechat_unavailable")
+    if body.get("errcode"):
+        # 40029 invalid code, 40163 code already used, 41008 missing code: the citizen should simply sign in again
+        log.info("WeChat refused an OAuth code: errcode %s", body.get("errcode"))
+        raise BadRequest("the sign-in code is invalid or was already used, please sign in again", code="bad_code")
+    openid = body.get("openid")
+    if not isinstance(openid, str) or not OPENID_RE.match(openid):
+        raise Unavailable("WeChat answered the sign-in without an openid", code="wechat_unavailable")
+    return openid, str(body.get("is_snapshotuser", "")) == "1"
+
+
+@router.get("/auth/wechat/login", dependencies=[SignInLimit])
+def wechat_login(c: C, next: Annotated[str | None, Query(max_length=512)] = None) -> Response:
+    """Start WeChat sign-in: remember where to return, redirect to WeChat's authorize page."""
+    target = safe_next(next)
+    nonce = secrets.token_hex(16)
+    response = RedirectResponse(authorize_url(c.settings, make_state(c.settings.session_secret, nonce)), 302)
+    response.set_cookie(
+        STATE_COOKIE,
+        _state_serializer(c.settings).dumps({"n": nonce, "next": target}),
+        max_age=STATE_MAX_AGE,
+        path="/auth/wechat",
+        httponly=True,
+        samesite="lax",  # sent on WeChat's top-level redirect back to us
+        secure=secure_cookies(c.settings),
+    )
+    return response
+
+
+@router.get("/auth/wechat/callback", dependencies=[SignInLimit])
+def wechat_callback(
+    request: Request,
+    c: C,
+    code: Annotated[str | None, Query(max_length=256)] = None,
+    state: Annotated[str | None, Query(max_length=128)] = None,
+) -> Response:
+    """Finish WeChat sign-in: check the state against this browser, exchange the code, set the session."""
+    if not code or not CODE_RE.match(code):
+        raise BadRequest("missing or malformed sign-in code", code="bad_code")
+    cookie = request.cookies.get(STATE_COOKIE)
+    remembered: Any = None
+    if cookie and len(cookie) <= 2048:
+        try:
+            remembered = _state_serializer(c.settings).loads(cookie, max_age=STATE_MAX_AGE)
+        except BadSignature:
+            remembered = None
+    nonce = remembered.get("n") if isinstance(remembered, dict) else None
+    if not isinstance(nonce, str) or not state or not state_matches(c.settings.session_secret, state, nonce):
+        raise BadRequest("sign-in state does not match this browser (expired or forged), retry", code="bad_state")
+    target = safe_next(remembered.get("next"))
+    openid, snapshot = exchange_code(c.settings, code)
+    with c.uow() as uow:
+        sign_in_citizen(uow.session, openid, c.clock.now(), snapshot_user=snapshot)
+    response = RedirectResponse(target, 303)
+    response.delete_cookie(STATE_COOKIE, path="/auth/wechat", httponly=True, samesite="lax")
+    set_citizen_cookie(response, codec_of(c), CitizenSession(openid))
+    return response
+
+
+@router.get(
+    "/auth/dev-login",
+    dependencies=[SignInLimit],
+    summary="DEVELOPMENT ONLY: sign in as any openid (404 unless REWARDS_DEV_LOGIN and environment=development)",
+)
+def dev_login(
+    c: C,
+    openid: Annotated[str, Query(min_length=1, max_length=128)],
+    next: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    """DEVELOPMENT ONLY: sign in as any citizen without WeChat; the session is marked as a development one."""
+    # Both conditions, checked here as well as in Settings, so no bypassed validation can enable it in production.
+    if not (c.settings.dev_login is True and c.settings.environment == "development"):
+        raise NotFound("not found")
+    if not OPENID_RE.match(openid):
+        raise BadRequest("openid must be 1-128 letters, digits, '_' or '-'", code="bad_openid")
+    target = safe_next(next)
+    with c.uow() as uow:
+        sign_in_citizen(uow.session, openid, c.clock.now())
+    log.warning("DEVELOPMENT sign-in used (REWARDS_DEV_LOGIN is on; never in production)")
+    response = RedirectResponse(target, 303)
+    set_citizen_cookie(response, codec_of(c), CitizenSession(openid, dev=True))
+    return response
+
+
+async def _posted_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("application/json"):
+            body = await request.json()
+            token = body.get("token") if isinstance(body, dict) else None
+        elif content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            token = (await request.form()).get("token")
+        else:
+            token = None
+    except ValueError as exc:
+        raise BadRequest("the body must be JSON or a form with a token field", code="bad_body") from exc
+    return token.strip() if isinstance(token, str) and token.strip() else None
+
+
+@router.post("/auth/console/login", dependencies=[SignInLimit])
+async def console_login(request: Request, c: C) -> Response:
+    """Open a console session: post a validator's or admin's bearer token once (header, JSON or form `token`)."""
+    token = await _posted_token(request)
+    if token is None:
+        raise Unauthorized("post a bearer token (Authorization header, or a `token` field)")
+    session = codec_of(c).console_session_for(token)
+    if session is None:
+        raise Unauthorized("unknown token, or its role may not use the console")
+    with c.uow() as uow:
+        from rewards.cases.service import audit
+
+        audit(uow.session, c.clock.now(), session.name, "console_sign_in", session.role)
+    response = JSONResponse({"name": session.name, "role": session.role})
+    set_console_cookie(response, codec_of(c), session)
+    return response
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(c: C) -> Response:
+    """Sign out: clear the citizen and console session cookies."""
+    response = Response(status_code=204)
+    clear_cookies(response, c.settings)
+    return response
+
+
+@router.get("/auth/session")
+def session_info(request: Request) -> dict[str, object]:
+    """Who this browser is signed in as (the citizen's own openid is shown only to that citizen)."""
+    principal = getattr(request.state, "console_principal", None)
+    return {
+        "citizen": request.state.citizen_openid,
+        "dev": bool(request.state.citizen_dev),
+        "console": {"name": principal.name, "role": principal.role} if principal is not None else None,
+    }
