@@ -2,8 +2,183 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from intake_adapter import auth, inbox
+from intake_adapter import open311 as o311
+from intake_adapter.open311_submit import case_id_for, check_api_key, parse_submission, service_notice, single_values
+from intake_adapter.service import IntakeService
+from rewards.bootstrap import Container
+from rewards.cases import service as cases
+from rewards.cases.flows import Actor
+from rewards.errors import DomainError
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+intake_router = APIRouter(prefix="/intake/v1", tags=["intake"])
+open311_router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+
+class PayloadTooLarge(DomainError):
+    """The request body is larger than the intake accepts."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@intake_router.post("/events", summary="Signed events from the city's case system (see docs/intake.md)")
+async def receive_events(request: Request) -> JSONResponse:
+    """Verify the signature, store every event in the inbox and apply it; per-event results in the body."""
+    c: Container = request.app.state.container
+    body = await _read_body(request)
+    auth.verify(
+        secret=c.settings.intake_secret,
+        window_seconds=c.settings.intake_replay_window_seconds,
+        now=c.clock.now(),
+        timestamp=request.headers.get(auth.TIMESTAMP_HEADER),
+        signature_header=request.headers.get(auth.SIGNATURE_HEADER),
+        body=body,
+    )
+    events = inbox.parse_body(body)
+    outcome = await run_in_threadpool(IntakeService(c).receive, events)
+    return JSONResponse(outcome.body(), status_code=outcome.status_code)
+
+
+# -- Open311 GeoReport v2 --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _spec_errors(fmt: str) -> Iterator[None]:
+    """Report every failure inside an Open311 route in the spec's error format and the URL's format."""
+    if fmt not in o311.FORMATS:
+        raise o311.Open311Error(404, f"unknown format {fmt!r}: use .json or .xml", "json")
+    try:
+        yield
+    except o311.Open311Error as exc:
+        exc.fmt = exc.fmt or fmt
+        raise
+    except DomainError as exc:
+        status = 400 if exc.status == 422 else exc.status  # the spec's "required field missing or invalid"
+        raise o311.Open311Error(status, exc.message, fmt) from exc
+
+
+def _reply(fmt: str, data: Any, root: str, item: str | None = None, status: int = 200) -> Response:
+    return Response(o311.render(fmt, data, root, item), status_code=status, media_type=o311.MEDIA_TYPES[fmt])
+
+
+def _container(request: Request) -> Container:
+    c: Container = request.app.state.container
+    return c
+
+
+@open311_router.get("/discovery.{fmt}", summary="Open311 service discovery")
+def discovery(fmt: str, request: Request) -> Response:
+    """Where the endpoint is and which formats it speaks."""
+    with _spec_errors(fmt):
+        return _reply(fmt, o311.discovery(_container(request).settings), "discovery")
+
+
+@open311_router.get("/services.{fmt}", summary="Open311 service list (the report categories)")
+def services(fmt: str, request: Request) -> Response:
+    """The category table as Open311 services."""
+    with _spec_errors(fmt):
+        settings = _container(request).settings
+        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), settings, fmt)
+        return _reply(fmt, [o311.service_view(cat) for cat in settings.categories], "services", "service")
+
+
+@open311_router.get("/services/{service_code}.{fmt}", summary="Open311 service definition")
+def service_definition(service_code: str, fmt: str, request: Request) -> Response:
+    """One service's definition (no extra attributes)."""
+    with _spec_errors(fmt):
+        settings = _container(request).settings
+        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), settings, fmt)
+        cat = settings.category(service_code)
+        if cat is None:
+            raise o311.Open311Error(404, f"service_code {service_code!r} was not found")
+        return _reply(fmt, o311.service_definition(cat), "service_definition")
+
+
+@open311_router.get("/requests.{fmt}", summary="Open311 service requests (spec filters)")
+def list_requests(fmt: str, request: Request) -> Response:
+    """Requests by id, or by service_code, date range (90 days at most) and open/closed status."""
+    with _spec_errors(fmt):
+        c = _container(request)
+        params = {k: request.query_params.getlist(k) for k in request.query_params}
+        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), c.settings, fmt)
+        query = o311.parse_query(params, c.settings, c.clock.now())
+        with c.read() as session:
+            rows = [o311.request_view(case, c.settings) for case in o311.find_requests(session, query)]
+        return _reply(fmt, rows, "service_requests", "request")
+
+
+@open311_router.get("/requests/{service_request_id}.{fmt}", summary="Open311 one service request")
+def show_request(service_request_id: str, fmt: str, request: Request) -> Response:
+    """One request, as a one-element list (as the spec renders it)."""
+    with _spec_errors(fmt):
+        c = _container(request)
+        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), c.settings, fmt)
+        with c.read() as session:
+            case = cases.find_case(session, service_request_id)
+            if case is None:
+                raise o311.Open311Error(404, f"service_request_id {service_request_id!r} was not found")
+            row = o311.request_view(case, c.settings)
+        return _reply(fmt, [row], "service_requests", "request")
+
+
+@open311_router.post("/requests.{fmt}", summary="Open311 create a service request (a citizen's report)")
+async def create_request(fmt: str, request: Request) -> Response:
+    """Register a report; the Idempotency-Key header makes a retried POST return the same request."""
+    with _spec_errors(fmt):
+        c = _container(request)
+        try:
+            form_data = await request.form()
+        except Exception as exc:  # malformed multipart/urlencoded bodies surface as assorted parser errors
+            raise o311.Open311Error(400, f"the form could not be read: {exc}") from exc
+        form = single_values([(k, v) for k, v in form_data.multi_items() if isinstance(v, str)])
+        key_index = check_api_key(form.get("api_key"), c.settings.open311_api_keys)
+        o311.check_jurisdiction(form.get("jurisdiction_id"), c.settings, fmt)
+        case_id = case_id_for(key_index, request.headers.get("idempotency-key"))
+        report = parse_submission(form, c.settings, case_id, c.clock.now())
+        created = await run_in_threadpool(_register, c, report, Actor(f"open311-key-{key_index + 1}", "open311"))
+        body = [{"service_request_id": case_id, "service_notice": service_notice(report), "account_id": None}]
+        return _reply(fmt, body, "service_requests", "request", status=201 if created else 200)
+
+
+def _register(c: Container, report: Any, actor: Actor) -> bool:
+    with c.uow() as uow:
+        _, created = c.flows.report(uow, report, actor)
+    return created
+
+
+def _open311_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, o311.Open311Error)
+    fmt = exc.fmt or "json"
+    return _reply(fmt, o311.errors(exc.status, exc.description), "errors", "error", status=exc.status)
 
 
 def mount(app: FastAPI) -> None:
     """Attach the intake adapter's routers to the app."""
+    app.include_router(intake_router)
+    app.include_router(open311_router)
+    handler: Callable[[Request, Exception], Response] = _open311_error_handler
+    app.add_exception_handler(o311.Open311Error, handler)

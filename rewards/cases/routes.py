@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import func, select
 
-from rewards.auth import Principal, require
+from rewards.auth import Principal, require, require_citizen_or
 from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
+from rewards.cases.duplicates import find_duplicates, first_report
 from rewards.cases.flows import Actor, NewReport, Reporter
-from rewards.cases.schemas import CaseIn, CaseOut, VerdictIn, VoidIn
+from rewards.cases.models import Case
+from rewards.cases.schemas import (
+    CaseIn,
+    CaseOut,
+    DuplicateCandidateOut,
+    DuplicatesOut,
+    ReportHistoryOut,
+    ReportOut,
+    VerdictIn,
+    VoidIn,
+)
 from rewards.deps import container
+from rewards.scoring.ledger import entries_for_case
 
 router = APIRouter(prefix="/api/v1/cases", tags=["command center"])
 citizens_router = APIRouter(prefix="/api/v1/citizens", tags=["citizens"])  # report history
@@ -89,3 +103,74 @@ def void_case(case_id: str, body: VoidIn, c: C, who: Validator) -> CaseOut:
     with c.uow() as uow:
         case = c.flows.void(uow, case_id, body.reason, Actor(who.name, "console"))
         return CaseOut.of(case)
+
+
+# -- report history (citizens) and duplicate hints (validators) -----------------------------------------------
+
+
+@citizens_router.get("/{openid}/reports", response_model=ReportHistoryOut)
+def report_history(
+    openid: Annotated[str, Depends(require_citizen_or("validator"))],
+    c: C,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ReportHistoryOut:
+    """A citizen's reports, newest first: each with its timeline, outcome and the points it earned or lost."""
+    with c.read() as session:
+        citizen = cases.get_citizen(session, openid)
+        total = session.scalar(select(func.count(Case.id)).where(Case.reporter_id == citizen.id)) or 0
+        page = session.scalars(
+            select(Case)
+            .where(Case.reporter_id == citizen.id)
+            .order_by(Case.reported_at.desc(), Case.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        reports = []
+        for case in page:
+            category = c.settings.category(case.category)
+            lines = entries_for_case(session, case.id)
+            reports.append(ReportOut.of(case, category.name if category else case.category, lines))
+        return ReportHistoryOut(total=total, limit=limit, offset=offset, reports=reports)
+
+
+@router.get("/{case_id}/duplicates", response_model=DuplicatesOut)
+def duplicate_hints(
+    case_id: str,
+    c: C,
+    who: Validator,
+    radius_m: Annotated[float | None, Query(gt=0, le=5000, description="default: Settings.duplicate_radius_m")] = None,
+    window_hours: Annotated[
+        float | None, Query(gt=0, le=24 * 90, description="default: Settings.duplicate_window_hours")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DuplicatesOut:
+    """Open cases of the same category near this one and close in time, nearest first, with the first report."""
+    radius = radius_m if radius_m is not None else c.settings.duplicate_radius_m
+    hours = window_hours if window_hours is not None else c.settings.duplicate_window_hours
+    with c.read() as session:
+        case = cases.get_case(session, case_id)
+        hints = find_duplicates(session, case, radius, timedelta(hours=hours))
+        first = first_report(case, hints)
+        return DuplicatesOut(
+            case_id=case.case_id,
+            category=case.category,
+            radius_m=radius,
+            window_hours=hours,
+            suggested_duplicate_of=first.case_id if first else None,
+            candidates=[
+                DuplicateCandidateOut(
+                    case_id=h.case.case_id,
+                    status=h.case.status,
+                    status_label=lc.STATUS_LABELS.get(h.case.status, h.case.status),
+                    reported_at=h.case.reported_at,
+                    earlier=h.earlier,
+                    distance_m=round(h.distance_m, 1),
+                    lat=round(h.lat, 7),
+                    lon=round(h.lon, 7),
+                    address=h.case.address,
+                    description=h.case.description,
+                )
+                for h in hints[:limit]
+            ],
+        )
