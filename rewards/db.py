@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -100,6 +102,16 @@ class UnitOfWork:
             except Exception as exc:  # derived state only; `rewards check`/`rebuild` repair it
                 failures.append(exc)
         return failures
+
+
+def insert_or_ignore(session: Session, model: Any, values: dict[str, Any], conflict: Sequence[str]) -> Any | None:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; return the new id, or None when the row existed.
+
+    Concurrent writers of the same unique key never raise: exactly one inserts, the others see None.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(model).values(values).on_conflict_do_nothing(index_elements=list(conflict)).returning(model.id)
+    return session.execute(stmt).scalar_one_or_none()
 
 
 AfterCommitErrorHandler = Callable[[list[Exception]], None]

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rewards.cases.models import AuditEntry, Case, CaseHistory, Citizen
+from rewards.db import insert_or_ignore
 from rewards.errors import NotFound
 
 
@@ -54,16 +55,11 @@ def upsert_citizen(
 ) -> Citizen:
     """Create the citizen or refresh the fields given (None leaves a field as it is)."""
     citizen = find_citizen(session, openid)
-    if citizen is None:
-        citizen = Citizen(
-            openid=openid,
-            verified=False,
-            banned=False,
-            snapshot_user=False,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(citizen)
+    if citizen is None:  # two first reports of one citizen at once: one insert wins, both read the same row
+        fresh = {"verified": False, "banned": False, "snapshot_user": False, "created_at": now, "updated_at": now}
+        insert_or_ignore(session, Citizen, {"openid": openid, **fresh}, ("openid",))
+        citizen = find_citizen(session, openid)
+        assert citizen is not None
     changes = {
         "name": name,
         "phone": phone,

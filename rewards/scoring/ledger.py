@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from rewards.cases.models import Citizen
-from rewards.db import Base, UTCDateTime
+from rewards.db import Base, UTCDateTime, insert_or_ignore
 from rewards.scoring.model import AwardDecision, EntryFacts
 
 
@@ -43,13 +40,7 @@ def insert_entry(session: Session, decision: AwardDecision, week: str, now: date
         "reason": decision.reason,
         "created_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = pg_insert(LedgerEntry).values(values).on_conflict_do_nothing(constraint="uq_ledger_case_rule")
-    else:
-        stmt = sqlite_insert(LedgerEntry).values(values).on_conflict_do_nothing(index_elements=["case_pk", "rule"])
-    new_id = session.execute(stmt.returning(LedgerEntry.id)).scalar_one_or_none()
+    new_id = insert_or_ignore(session, LedgerEntry, values, ("case_pk", "rule"))
     if new_id is None:
         return None
     return session.get(LedgerEntry, new_id)

@@ -259,3 +259,30 @@ def test_the_same_verdict_from_eight_workers_awards_once(pg_engine, redis_server
     assert errors == []  # the case row is locked: the others wait, then see the verdict and do nothing
     with c.read() as s:
         assert s.scalar(select(func.count(CaseHistory.id)).where(CaseHistory.status == "filed")) == 1
+
+
+def test_first_reports_of_one_new_citizen_at_once_create_one_citizen(pg_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
+    c = bootstrap(
+        test_settings(), clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, boards=RecordingSink()
+    )
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            report(c, f"C{i}", openid="o-new")
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with c.read() as s:
+        from rewards.cases.models import Case, Citizen
+
+        assert s.scalar(select(func.count(Citizen.id))) == 1
+        assert s.scalar(select(func.count(Case.id))) == 8
