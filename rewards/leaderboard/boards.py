@@ -1,13 +1,83 @@
-"""Redis sorted-set boards (weekly, all-time, per district)."""
+"""Redis sorted-set boards (weekly, weekly eligible-only, all-time, per-district weekly): a derived index.
+
+Writes go through the apply-once Lua script (scripts.APPLY): one ledger entry updates the citizen's summary and
+every board it touches atomically, guarded by the entry id kept in that summary, so a retried or replayed
+entry changes nothing and after-commit effects may run in any order (reached = max(created_at), sums commute).
+Reads run as Lua scripts too, each checking the generation pointer so a rebuild's swap is never seen half-done.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from rewards.config import Settings
+from rewards.leaderboard import keys, scores, scripts
 from rewards.scoring.model import EntryFacts
+
+BATCH = 500  # scripts per pipeline round trip
+RETRIES = 5  # generation swaps tolerated in one call (a rebuild swaps once)
+
+
+class GenerationMoved(RuntimeError):
+    """The generation kept changing under a call (several rebuilds at once); retry later."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One board line as Redis holds it."""
+
+    citizen_id: int
+    points: int
+    tick: int
+    prize_rank: int | None  # 1-based rank on the week's eligible board (None: not eligible / no prize board)
+    eligible: bool
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """A slice of a board."""
+
+    total: int
+    updated_tick: int | None
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A citizen just above or below on a board."""
+
+    citizen_id: int
+    rank: int
+    points: int
+
+
+@dataclass(frozen=True)
+class Place:
+    """A citizen's place on one board."""
+
+    rank: int | None  # 1-based; None when not on the board
+    points: int | None
+    total: int  # citizens on the board
+    above: list[Neighbour]
+    below: list[Neighbour]
+
+
+@dataclass(frozen=True)
+class RawStanding:
+    """Everything `standing` needs, read atomically."""
+
+    weekly: Place
+    all_time: Place
+    prize_rank: int | None  # 1-based rank among eligible citizens this week
+    eligible_total: int
+    last_prize_points: int | None  # points of the last prize place; None when fewer are ranked
+    week_points: int  # the week's total from the summary (may be <= 0)
+    all_time_points: int
+    eligible: bool | None  # None: no summary (no points ever)
 
 
 class Boards:
@@ -16,7 +86,168 @@ class Boards:
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.redis = client
         self.settings = settings
+        self.prefix = settings.leaderboard_key_prefix
+        keys.tag(self.prefix)  # refuse an unusable prefix at start-up
+        self.scripts = scripts.register(client)
+        self._gen: int | None = None
 
+    # --- generation -------------------------------------------------------------------------------------
+    def generation(self, *, fresh: bool = False) -> int:
+        """Return the current generation (0 when the boards were never built)."""
+        if fresh or self._gen is None:
+            value = self.redis.get(keys.gen_key(self.prefix))
+            self._gen = int(value) if value is not None else 0
+        return self._gen
+
+    def is_built(self) -> bool:
+        """Return True when a rebuild has set the generation pointer (False on an empty or flushed Redis)."""
+        return bool(self.redis.exists(keys.gen_key(self.prefix)))
+
+    def _run(self, calls: Sequence[Callable[[int, Any], None]]) -> list[Any]:
+        """Run script calls (each given a generation and a pipeline), retrying those the generation moved under."""
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(RETRIES):
+            gen = self.generation()
+            retry: list[int] = []
+            for start in range(0, len(todo), BATCH):
+                chunk = todo[start : start + BATCH]
+                pipe = self.redis.pipeline(transaction=False)
+                for i in chunk:
+                    calls[i](gen, pipe)
+                for i, res in zip(chunk, pipe.execute(raise_on_error=False), strict=True):
+                    if isinstance(res, list) and res and res[0] == -1:
+                        retry.append(i)
+                    else:
+                        results[i] = res
+            if not retry:
+                errors = [r for r in results if isinstance(r, Exception)]
+                if errors:
+                    raise _translate(errors[0])
+                return results
+            self.generation(fresh=True)
+            todo = retry
+        raise GenerationMoved("the leaderboard generation kept changing; retry")
+
+    def _summary_keys(self, gen: int, citizen_id: int) -> list[str]:
+        p = self.prefix
+        return [keys.gen_key(p), keys.summary_key(p, gen, citizen_id), keys.registry_key(p, gen)]
+
+    # --- writes -----------------------------------------------------------------------------------------
     def apply(self, entries: Sequence[EntryFacts]) -> None:
-        """Apply committed ledger entries once each."""
-        raise NotImplementedError("leaderboards are built in the leaderboard issue")
+        """Apply committed ledger entries once each; raise ScoreOverflow rather than rank a total wrongly."""
+        calls = [self._apply_call(e) for e in entries]  # ticks are validated before anything is written
+        self._run(calls)
+
+    def _apply_call(self, e: EntryFacts) -> Callable[[int, Any], None]:
+        tick = scores.tick_of(e.created_at)
+        keys.weekly(e.week)  # refuse a malformed week before it reaches a key name
+        m = keys.member(e.citizen_id)
+        tail = [m, e.entry_id, e.points, tick, e.week, e.district or "", "1" if e.eligible else "0", scores.MAX_POINTS]
+
+        def call(gen: int, pipe: Any) -> None:
+            base = keys.base(self.prefix, gen)
+            self.scripts.apply(keys=self._summary_keys(gen, e.citizen_id), args=[gen, base, *tail], client=pipe)
+
+        return call
+
+    def set_eligible(self, citizen_id: int, eligible: bool) -> None:
+        """Move a citizen onto or off the eligible-only boards (after a ban/unban or verification change)."""
+        self._restate(citizen_id, "1" if eligible else "0", None)
+
+    def set_district(self, citizen_id: int, district: str | None) -> None:
+        """Move a citizen's weekly totals to another district's boards (after their district changed)."""
+        self._restate(citizen_id, "", district or "")
+
+    def _restate(self, citizen_id: int, eligible: str, district: str | None) -> None:
+        m = keys.member(citizen_id)
+        tail = [m, eligible, "0" if district is None else "1", district or ""]
+
+        def call(gen: int, pipe: Any) -> None:
+            base = keys.base(self.prefix, gen)
+            self.scripts.restate(keys=self._summary_keys(gen, citizen_id), args=[gen, base, *tail], client=pipe)
+
+        self._run([call])
+
+    # --- reads ------------------------------------------------------------------------------------------
+    def page(self, name: str, offset: int, limit: int) -> RawPage:
+        """Return rows [offset, offset + limit) of a board, with each row's eligibility and prize rank."""
+        board = keys.parse_name(name)
+        eligible_name = keys.weekly_eligible(board.week) if board.week else None
+
+        def call(gen: int, pipe: Any) -> None:
+            p = self.prefix
+            ks = [keys.gen_key(p), keys.board_key(p, gen, name)]
+            ks.append(keys.board_key(p, gen, eligible_name) if eligible_name else ks[1])
+            ks.append(keys.registry_key(p, gen))
+            args = [gen, keys.base(p, gen), offset, offset + limit - 1, name, "1" if eligible_name else "0"]
+            self.scripts.page(keys=ks, args=args, client=pipe)
+
+        _, total, updated, flat = self._run([call])[0]
+        rows = []
+        for i in range(0, len(flat), 3):
+            points, tick = scores.decode(float(flat[i + 1]))
+            prize = int(flat[i + 2])
+            rows.append(Row(keys.citizen_of(flat[i]), points, tick, prize + 1 if prize >= 0 else None, prize != -1))
+        return RawPage(int(total), int(updated) if updated != "" else None, rows)
+
+    def weekly_top(self, week: str, n: int) -> list[tuple[int, int]]:
+        """Return the first n of a week's eligible-only board as (citizen_id, points), best first (snapshots)."""
+        return [(r.citizen_id, r.points) for r in self.page(keys.weekly_eligible(week), 0, n).rows] if n > 0 else []
+
+    def standing(self, citizen_id: int, week: str, places: int, neighbours: int = 1) -> RawStanding:
+        """Return a citizen's weekly and all-time places, prize rank and the last prize place, atomically."""
+        m = keys.member(citizen_id)
+
+        def call(gen: int, pipe: Any) -> None:
+            p = self.prefix
+            ks = [
+                keys.gen_key(p),
+                keys.board_key(p, gen, keys.weekly(week)),
+                keys.board_key(p, gen, keys.weekly_eligible(week)),
+                keys.board_key(p, gen, keys.ALL_TIME),
+                keys.summary_key(p, gen, citizen_id),
+            ]
+            self.scripts.standing(keys=ks, args=[gen, m, places, neighbours, week], client=pipe)
+
+        _, weekly, eligible, all_time, summary = self._run([call])[0]
+        erank, ecard, last = eligible
+        week_points, at_points, el = summary
+        return RawStanding(
+            weekly=_place(weekly),
+            all_time=_place(all_time),
+            prize_rank=int(erank) + 1 if int(erank) >= 0 else None,
+            eligible_total=int(ecard),
+            last_prize_points=scores.decode(float(last))[0] if last != "" else None,
+            week_points=int(week_points or 0),
+            all_time_points=int(at_points or 0),
+            eligible=None if el == "" else el == "1",
+        )
+
+
+def _place(raw: list[Any]) -> Place:
+    rank0, score, card, above, below = raw
+    if int(rank0) < 0:
+        return Place(None, None, int(card), [], [])
+    r = int(rank0)
+
+    def side(flat: list[str], first_rank: int) -> list[Neighbour]:
+        out = []
+        for i in range(0, len(flat), 2):
+            out.append(Neighbour(keys.citizen_of(flat[i]), first_rank + i // 2, scores.decode(float(flat[i + 1]))[0]))
+        return out
+
+    return Place(
+        rank=r + 1,
+        points=scores.decode(float(score))[0],
+        total=int(card),
+        above=side(above, r + 1 - len(above) // 2),
+        below=side(below, r + 2),
+    )
+
+
+def _translate(exc: Exception) -> Exception:
+    """Turn the apply script's overflow refusal into ScoreOverflow; other errors pass through."""
+    if isinstance(exc, redis.ResponseError) and "score overflow" in str(exc):
+        return scores.ScoreOverflow(str(exc))
+    return exc

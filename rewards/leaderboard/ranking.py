@@ -1,10 +1,19 @@
-"""The ranking rule (pure): more points first, then who reached the total first, then the lower citizen id."""
+"""The ranking rule (pure): more points first, then who reached the total first, then the lower citizen id.
+
+"Reached first" is compared at the resolution of one second (REACH_RESOLUTION): two totals reached within the
+same whole second (UTC) tie on time and fall to the lower citizen id. The Redis score encodes exactly this rule
+(scores.py), so the boards, the weekly snapshot and any brute-force check agree to the member.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from rewards.clock import to_utc
+
+REACH_RESOLUTION = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -16,9 +25,14 @@ class Standing:
     reached_at: datetime  # created_at of the latest ledger entry in scope: when the total took its value
 
 
+def reach_second(at: datetime) -> datetime:
+    """Return the instant truncated to the whole UTC second: the resolution at which "reached first" is judged."""
+    return to_utc(at).replace(microsecond=0)
+
+
 def rank_key(s: Standing) -> tuple[int, datetime, int]:
     """Sort key: best first."""
-    return (-s.points, s.reached_at, s.citizen_id)
+    return (-s.points, reach_second(s.reached_at), s.citizen_id)
 
 
 def rank(standings: Iterable[Standing]) -> list[Standing]:

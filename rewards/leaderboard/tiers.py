@@ -38,3 +38,17 @@ def tier_index(rank: int, tiers: Sequence[TierSpec]) -> int | None:
         if first <= rank <= last:
             return index
     return None
+
+
+def points_to_enter(own: int, prize_rank: int | None, ranked: int, places: int, last_points: int | None) -> int:
+    """Return the points an eligible citizen still needs to enter the prize list (0 when already in it).
+
+    With every prize place taken, the citizen must pass the last one: a new award reaches its total later than
+    that citizen did, so an equal total loses the tie and one more point is needed. With free places, any
+    positive total enters.
+    """
+    if prize_rank is not None and prize_rank <= places:
+        return 0
+    if ranked < places or last_points is None:
+        return max(1 - own, 0)
+    return max(last_points + 1 - own, 1)

@@ -1,0 +1,178 @@
+"""Compare every board and citizen summary in Redis with the SQL ledger; list each difference.
+
+Pass 1 streams the ledger citizen by citizen (bounded memory), folds each citizen exactly as a rebuild would and
+compares, per chunk in one pipeline, their summary (applied entries, per-scope points and reached tick,
+district, eligibility) and their score on every board they belong to. Pass 2 compares each board's size with
+the number of citizens the ledger puts on it, and with the number of those found there in pass 1; when Redis
+holds more members than that, it scans the board and reports those the ledger does not place there. Every
+expected member present with its exact score, and nobody else, means equal sets and scores, hence equal ranks.
+Run it when awards are quiet: an entry applied between the two reads shows as drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+import redis
+
+from rewards.leaderboard import keys, scores
+from rewards.leaderboard.boards import Boards
+from rewards.leaderboard.rebuild import CHUNK, CitizenLedger, stream_ledger
+
+SCAN_BATCH = 1000
+
+
+@dataclass
+class CheckReport:
+    """The differences found (empty: the boards equal the ledger)."""
+
+    generation: int
+    citizens: int = 0
+    boards: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """Return True when Redis equals the ledger."""
+        return not self.differences
+
+
+def check(container: Any) -> CheckReport:
+    """Compare Redis with the ledger; return every difference."""
+    client: redis.Redis = container.redis
+    prefix: str = container.settings.leaderboard_key_prefix
+    tz: tzinfo = container.settings.tz
+    gen = Boards(client, container.settings).generation(fresh=True)
+    report = CheckReport(gen)
+    expected_sizes: dict[str, int] = {}  # board -> citizens the ledger places there
+    present: dict[str, int] = {}  # board -> how many of those Redis holds
+    with container.read() as session:
+        for chunk in _chunks(stream_ledger(session)):
+            report.citizens += len(chunk)
+            _compare_chunk(client, prefix, gen, tz, chunk, (expected_sizes, present), report.differences)
+    names = set(expected_sizes) | set(client.hkeys(keys.registry_key(prefix, gen)))
+    report.boards = len(names)
+    ordered = sorted(names)
+    pipe = client.pipeline(transaction=False)
+    for name in ordered:
+        pipe.zcard(keys.board_key(prefix, gen, name))
+    for name, size in zip(ordered, pipe.execute(), strict=True):
+        want = expected_sizes.get(name, 0)
+        if size != want:
+            report.differences.append(f"board {name}: {size} citizens in Redis, {want} in the ledger")
+        if size > present.get(name, 0):  # someone the ledger does not place there
+            _report_extras(container, client, prefix, gen, name, report.differences)
+    return report
+
+
+def _chunks(citizens: Iterator[CitizenLedger]) -> Iterator[list[CitizenLedger]]:
+    chunk: list[CitizenLedger] = []
+    for c in citizens:
+        chunk.append(c)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _describe(points: int, tick: int, tz: tzinfo) -> str:
+    return f"{points} points reached {scores.instant_of(tick).astimezone(tz).isoformat()}"
+
+
+def _compare_chunk(
+    client: redis.Redis,
+    prefix: str,
+    gen: int,
+    tz: tzinfo,
+    chunk: list[CitizenLedger],
+    sizes: tuple[dict[str, int], dict[str, int]],
+    out: list[str],
+) -> None:
+    expected_sizes, present = sizes
+    folded = [(c.citizen_id, scores.fold(c.lines, c.district, c.eligible)) for c in chunk]
+    pipe = client.pipeline(transaction=False)
+    plan: list[tuple[int, scores.Summary, dict[str, int]]] = []
+    for cid, summary in folded:
+        places = scores.placements(summary)
+        plan.append((cid, summary, places))
+        pipe.hgetall(keys.summary_key(prefix, gen, cid))
+        for name in places:
+            pipe.zscore(keys.board_key(prefix, gen, name), keys.member(cid))
+            expected_sizes[name] = expected_sizes.get(name, 0) + 1
+    results = iter(pipe.execute())
+    for cid, want, places in plan:
+        out.extend(_summary_differences(cid, want, scores.summary_from_fields(next(results)), tz))
+        for name, score in places.items():
+            got = next(results)
+            if got is not None:
+                present[name] = present.get(name, 0) + 1
+            if got is None:
+                out.append(f"board {name}: citizen {cid} is missing (ledger: {_describe(*scores.decode(score), tz)})")
+            elif int(got) != score:
+                out.append(
+                    f"board {name}: citizen {cid} has {_describe(*scores.decode(got), tz)} in Redis, "
+                    f"the ledger gives {_describe(*scores.decode(score), tz)}"
+                )
+
+
+def _summary_differences(cid: int, want: scores.Summary, got: scores.Summary, tz: tzinfo) -> list[str]:
+    out: list[str] = []
+    who = f"summary of citizen {cid}"
+    missing, extra = sorted(want.entry_ids - got.entry_ids), sorted(got.entry_ids - want.entry_ids)
+    if missing:
+        out.append(f"{who}: entries not applied in Redis: {_ids(missing)}")
+    if extra:
+        out.append(f"{who}: entries applied in Redis but not in the ledger: {_ids(extra)}")
+    for scope in sorted(set(want.points) | set(got.points)):
+        w = (want.points.get(scope), want.reached.get(scope))
+        g = (got.points.get(scope), got.reached.get(scope))
+        if w != g:
+            out.append(f"{who}, scope {scope}: Redis {_pair(g, tz)}, ledger {_pair(w, tz)}")
+    if got.entry_ids and (want.district, want.eligible) != (got.district, got.eligible):
+        out.append(
+            f"{who}: Redis district {got.district!r} eligible {got.eligible}, "
+            f"ledger district {want.district!r} eligible {want.eligible}"
+        )
+    return out
+
+
+def _pair(value: tuple[int | None, int | None], tz: tzinfo) -> str:
+    points, tick = value
+    if points is None or tick is None:
+        return "nothing"
+    return _describe(points, tick, tz)
+
+
+def _ids(ids: list[int], shown: int = 10) -> str:
+    text = ", ".join(str(i) for i in ids[:shown])
+    return text + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
+def _report_extras(container: Any, client: redis.Redis, prefix: str, gen: int, name: str, out: list[str]) -> None:
+    """List the members of a board that the ledger does not place on it (bounded memory: batch by batch)."""
+    batch: list[tuple[str, float]] = []
+
+    def flush() -> None:
+        ids = [keys.citizen_of(m) for m, _ in batch]
+        with container.read() as session:
+            expected = {c.citizen_id: c for c in stream_ledger(session, ids)}
+        for m, score in batch:
+            cid = keys.citizen_of(m)
+            c = expected.get(cid)
+            placed = c is not None and name in scores.placements(scores.fold(c.lines, c.district, c.eligible))
+            if not placed:
+                points, tick = scores.decode(score)
+                tz = container.settings.tz
+                out.append(f"board {name}: citizen {cid} should not be there (Redis: {_describe(points, tick, tz)})")
+
+    for member, score in client.zscan_iter(keys.board_key(prefix, gen, name), count=SCAN_BATCH):
+        batch.append((member, score))
+        if len(batch) >= SCAN_BATCH:
+            flush()
+            batch = []
+    if batch:
+        flush()

@@ -1,0 +1,230 @@
+"""Rebuild every board from the SQL ledger into a new generation and swap it in atomically.
+
+1. Take the rebuild lock; allocate generation N (INCR) and mark it as the shadow being built.
+2. Stream the ledger ordered by (citizen, entry) in chunks; fold each citizen (scores.fold) and pipeline their
+   summary and board placements into generation N's keys. Live readers and writers keep using the current
+   generation meanwhile: ranks never disappear.
+3. Swap: one SET of the generation pointer (scripts.SWAP). Every script checks the pointer, so a reader sees the
+   old boards or the new ones, whole; nothing is renamed and no big key is freed synchronously.
+4. Catch up: entries committed while the stream ran may have been applied to the old generation. Re-apply every
+   entry with id > (largest id read - CATCH_UP_WINDOW) through the apply-once script: those already in the new
+   generation are skipped by their entry id, the rest land. The window covers transactions that held a smaller
+   id but committed after the stream's snapshot (in flight at the time: far fewer than CATCH_UP_WINDOW).
+5. Free the old generation with UNLINK (its keys found by SCAN, so strays are freed too), then drop the lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rewards.cases.models import Citizen
+from rewards.errors import Conflict
+from rewards.leaderboard import keys, scores
+from rewards.leaderboard.boards import Boards
+from rewards.logs import get_logger
+from rewards.scoring.ledger import LedgerEntry, facts_for_entries, is_eligible
+
+log = get_logger("leaderboard.rebuild")
+
+CHUNK = 2000  # citizens per Redis pipeline
+FETCH = 5000  # ledger rows per database fetch
+CATCH_UP_WINDOW = 10_000
+LOCK_TTL_MS = 10 * 60 * 1000  # renewed after every chunk
+Progress = Callable[[int, int], None]  # (entries done, entries in total)
+
+
+class RebuildRunning(Conflict):
+    """Another rebuild holds the lock."""
+
+    code = "rebuild_running"
+
+
+@dataclass(frozen=True)
+class CitizenLedger:
+    """One citizen's ledger lines with the profile their boards depend on."""
+
+    citizen_id: int
+    district: str | None
+    eligible: bool
+    lines: list[scores.Line]
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    """What a rebuild did."""
+
+    generation: int
+    previous: int
+    citizens: int
+    entries: int
+    boards: int
+    caught_up: int
+
+
+def count_entries(session: Session) -> int:
+    """Return the number of ledger entries."""
+    return int(session.execute(select(func.count(LedgerEntry.id))).scalar_one())
+
+
+def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) -> Iterator[CitizenLedger]:
+    """Yield each citizen's ledger (ascending citizen id), streamed in chunks; optionally only some citizens."""
+    stmt = (
+        select(
+            LedgerEntry.citizen_id,
+            LedgerEntry.id,
+            LedgerEntry.points,
+            LedgerEntry.week,
+            LedgerEntry.created_at,
+            Citizen.district,
+            Citizen.verified,
+            Citizen.banned,
+        )
+        .join(Citizen, Citizen.id == LedgerEntry.citizen_id)
+        .order_by(LedgerEntry.citizen_id, LedgerEntry.id)
+    )
+    if citizen_ids is not None:
+        stmt = stmt.where(LedgerEntry.citizen_id.in_(list(citizen_ids)))
+    current: CitizenLedger | None = None
+    for row in session.execute(stmt.execution_options(yield_per=FETCH)):
+        cid, entry_id, points, week, created_at, district, verified, banned = row
+        if current is None or current.citizen_id != cid:
+            if current is not None:
+                yield current
+            current = CitizenLedger(cid, district, is_eligible(verified, banned), [])
+        current.lines.append(scores.Line(entry_id, points, week, created_at))
+    if current is not None:
+        yield current
+
+
+def write_generation(
+    client: redis.Redis,
+    prefix: str,
+    gen: int,
+    citizens: Iterable[CitizenLedger],
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[int, int, int]:
+    """Write the folded summaries and placements of citizens into a generation; return (citizens, entries, max id).
+
+    Also writes the generation's board registry. `on_chunk(entries)` runs after each pipelined chunk.
+    """
+    updated: dict[str, int] = {}
+    n_citizens = n_entries = max_id = 0
+    pipe = client.pipeline(transaction=False)
+    boards: dict[str, dict[str, int]] = {}
+    pending = pending_entries = 0
+
+    def flush() -> None:
+        nonlocal boards, pending, pending_entries
+        for name, members in boards.items():
+            pipe.zadd(keys.board_key(prefix, gen, name), members)  # type: ignore[arg-type]
+        pipe.execute()
+        if on_chunk is not None:
+            on_chunk(pending_entries)
+        boards, pending, pending_entries = {}, 0, 0
+
+    base = keys.base(prefix, gen)
+    for c in citizens:
+        summary = scores.fold(c.lines, c.district, c.eligible)
+        m = keys.member(c.citizen_id)
+        fields = [x for pair in scores.summary_fields(summary).items() for x in pair]
+        pipe.execute_command("HSET", base + "c:" + m, *fields)
+        for name, score, tick in scores.placed(summary):
+            boards.setdefault(name, {})[m] = score
+            if tick > updated.get(name, -1):
+                updated[name] = tick
+        n_citizens += 1
+        n_entries += len(c.lines)
+        pending += 1
+        pending_entries += len(c.lines)
+        max_id = max(max_id, max(line.entry_id for line in c.lines))
+        if pending >= CHUNK:
+            flush()
+    flush()
+    if updated:
+        client.hset(keys.registry_key(prefix, gen), mapping=updated)  # type: ignore[arg-type]
+    return n_citizens, n_entries, max_id
+
+
+def free_generation(client: redis.Redis, prefix: str, gen: int) -> None:
+    """UNLINK every key of a generation (never DEL: a big sorted set would block Redis while it is freed)."""
+    batch: list[str] = []
+    for key in client.scan_iter(match=keys.generation_pattern(prefix, gen), count=10_000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.unlink(*batch)
+            batch = []
+    if batch:
+        client.unlink(*batch)
+
+
+def rebuild(container: Any, progress: Progress | None = None) -> RebuildReport:
+    """Rebuild every board from the ledger and swap it in atomically; raise RebuildRunning if one is running."""
+    client: redis.Redis = container.redis
+    prefix: str = container.settings.leaderboard_key_prefix
+    boards = Boards(client, container.settings)
+    token = uuid.uuid4().hex
+    if not client.set(keys.lock_key(prefix), token, nx=True, px=LOCK_TTL_MS):
+        raise RebuildRunning("a rebuild of the leaderboards is already running")
+    try:
+        abandoned = client.get(keys.shadow_key(prefix))
+        if abandoned is not None and int(abandoned) != boards.generation(fresh=True):
+            free_generation(client, prefix, int(abandoned))  # a rebuild that died before its swap
+        gen = int(client.incr(keys.genseq_key(prefix)))
+        client.set(keys.shadow_key(prefix), gen)
+        with container.read() as session:
+            total = count_entries(session)
+            done = 0
+
+            def on_chunk(entries: int) -> None:
+                nonlocal done
+                done += entries
+                boards.scripts.lock_renew(keys=[keys.lock_key(prefix)], args=[token, LOCK_TTL_MS])
+                if progress is not None:
+                    progress(done, max(total, done))
+
+            n_citizens, n_entries, max_id = write_generation(client, prefix, gen, stream_ledger(session), on_chunk)
+        n_boards = int(client.hlen(keys.registry_key(prefix, gen)))
+        previous = int(boards.scripts.swap(keys=[keys.gen_key(prefix), keys.shadow_key(prefix)], args=[gen]))
+        boards.generation(fresh=True)
+        caught_up = catch_up(container, boards, max_id - CATCH_UP_WINDOW)
+        if previous != gen:
+            free_generation(client, prefix, previous)
+        log.info("boards rebuilt: generation %s, %s citizens, %s entries", gen, n_citizens, n_entries)
+        return RebuildReport(gen, previous, n_citizens, n_entries, n_boards, caught_up)
+    finally:
+        boards.scripts.lock_release(keys=[keys.lock_key(prefix)], args=[token])
+
+
+def catch_up(container: Any, boards: Boards, after_id: int) -> int:
+    """Re-apply ledger entries with id > after_id through the apply-once script; return how many were read."""
+    count = 0
+    last = after_id
+    while True:
+        with container.read() as session:
+            entries = session.scalars(
+                select(LedgerEntry).where(LedgerEntry.id > last).order_by(LedgerEntry.id).limit(FETCH)
+            ).all()
+            if not entries:
+                return count
+            boards.apply(facts_for_entries(session, entries))
+        count += len(entries)
+        last = entries[-1].id
+
+
+def rebuild_if_empty(container: Any) -> RebuildReport | None:
+    """Rebuild when Redis holds no boards (first start, embedded Redis, or a flushed server); else do nothing."""
+    boards = Boards(container.redis, container.settings)
+    if boards.is_built():
+        return None
+    try:
+        return rebuild(container)
+    except RebuildRunning:
+        log.info("another process is rebuilding the boards")
+        return None

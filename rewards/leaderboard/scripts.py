@@ -1,0 +1,218 @@
+"""The leaderboards' Lua scripts: constants with their KEYS/ARGV contract, registered once per client.
+
+Every script first checks the generation pointer (KEYS[1]) against the generation the caller built its keys
+for, and answers {-1, current} when a rebuild swapped generations in between; the caller re-reads and retries.
+Board keys are derived inside the scripts as ``base .. name`` (names as in keys.py); they carry the same hash
+tag as the declared keys, so they hash to the same Redis Cluster slot.
+
+Arithmetic: Redis Lua numbers are doubles. Points (< 2^21), ticks (< 2^32) and score magnitudes (< 2^53) are
+integers below 2^53, so every +, * and comparison here is exact; numbers go back to Redis through
+string.format('%d') / ('%.17g'), never tostring() (which rounds to 14 digits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+# Shared helpers; `s` (summary key), `base` (generation key base) and `m` (member) are set by each script.
+_PRELUDE = """
+local function num(f) return tonumber(redis.call('HGET', s, f)) end
+local function boards(scope, d, el)
+  if scope == 'at' then return {'at'} end
+  local t = {'w:' .. scope}
+  if el == '1' then t[#t + 1] = 'we:' .. scope end
+  if d ~= '' then t[#t + 1] = 'dw:' .. scope .. ':' .. d end
+  return t
+end
+local function score(p, r) return string.format('%.17g', -(p * 4294967296 + (4294967295 - r))) end
+local function scopes()
+  local out = {}
+  for _, f in ipairs(redis.call('HKEYS', s)) do
+    if string.sub(f, 1, 2) == 'p:' then out[#out + 1] = string.sub(f, 3) end
+  end
+  return out
+end
+local function unplace(scope, d, el)
+  for _, name in ipairs(boards(scope, d, el)) do redis.call('ZREM', base .. name, m) end
+end
+local function place(scope, d, el, p, r)
+  if not p then p, r = num('p:' .. scope) or 0, num('r:' .. scope) or 0 end
+  for _, name in ipairs(boards(scope, d, el)) do
+    if p > 0 then redis.call('ZADD', base .. name, score(p, r), m) else redis.call('ZREM', base .. name, m) end
+    local u = tonumber(redis.call('HGET', reg, name))
+    if not u or r > u then redis.call('HSET', reg, name, string.format('%d', r)) end
+  end
+end
+"""
+
+# KEYS[1] generation pointer  KEYS[2] citizen summary (hash)  KEYS[3] board registry of the generation (hash)
+# ARGV[1] generation the keys are for  ARGV[2] key base "{P:lb}:g:"  ARGV[3] member  ARGV[4] entry id
+# ARGV[5] signed points  ARGV[6] tick of created_at  ARGV[7] ISO week  ARGV[8] district ("" none)
+# ARGV[9] eligible "1"/"0"  ARGV[10] largest exact total
+# Returns {1} applied, {0} already applied (replay), {-1, gen} generation moved; an error before any write when a
+# total would exceed the exact range. The summary's district/eligibility follow the latest applied entry.
+APPLY = (
+    """
+local gen = redis.call('GET', KEYS[1]) or '0'
+if gen ~= ARGV[1] then return {-1, gen} end
+local s, reg, base, m = KEYS[2], KEYS[3], ARGV[2], ARGV[3]
+"""
+    + _PRELUDE
+    + """
+if redis.call('HEXISTS', s, ARGV[4]) == 1 then return {0} end
+local delta, tick, week, d, el = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
+local cur = redis.call('HMGET', s, 'el', 'd', 'p:at', 'r:at', 'p:' .. week, 'r:' .. week)
+local old_el, old_d = cur[1], cur[2] or ''
+local pa, pw = (tonumber(cur[3]) or 0) + delta, (tonumber(cur[5]) or 0) + delta
+local ra, rw = math.max(tonumber(cur[4]) or tick, tick), math.max(tonumber(cur[6]) or tick, tick)
+for scope, p in pairs({at = pa, [week] = pw}) do
+  if p > tonumber(ARGV[10]) then
+    return redis.error_reply('ERR score overflow: citizen ' .. m .. ' would reach ' .. string.format('%d', p)
+      .. ' points in scope ' .. scope .. ', above the largest exactly rankable total ' .. ARGV[10])
+  end
+end
+local moved = old_el and (old_el ~= el or old_d ~= d)
+if moved then
+  for _, scope in ipairs(scopes()) do unplace(scope, old_d, old_el) end
+end
+local function int(x) return string.format('%d', x) end
+redis.call('HSET', s, 'd', d, 'el', el, ARGV[4], '1', 'p:at', int(pa), 'r:at', int(ra),
+  'p:' .. week, int(pw), 'r:' .. week, int(rw))
+if moved then
+  for _, scope in ipairs(scopes()) do place(scope, d, el) end
+else
+  place('at', d, el, pa, ra)
+  place(week, d, el, pw, rw)
+end
+return {1}
+"""
+)
+
+# KEYS[1] generation pointer  KEYS[2] citizen summary  KEYS[3] board registry
+# ARGV[1] generation  ARGV[2] key base  ARGV[3] member  ARGV[4] eligible "1"/"0"/"" (keep)
+# ARGV[5] "1" to set the district to ARGV[6] ("" none), else keep it
+# Returns {1} moved, {0} nothing to do (no summary yet, or already so), {-1, gen} generation moved.
+RESTATE = (
+    """
+local gen = redis.call('GET', KEYS[1]) or '0'
+if gen ~= ARGV[1] then return {-1, gen} end
+local s, reg, base, m = KEYS[2], KEYS[3], ARGV[2], ARGV[3]
+"""
+    + _PRELUDE
+    + """
+local old_el = redis.call('HGET', s, 'el')
+if not old_el then return {0} end
+local old_d = redis.call('HGET', s, 'd') or ''
+local el, d = old_el, old_d
+if ARGV[4] ~= '' then el = ARGV[4] end
+if ARGV[5] == '1' then d = ARGV[6] end
+if el == old_el and d == old_d then return {0} end
+local all = scopes()
+for _, scope in ipairs(all) do unplace(scope, old_d, old_el) end
+redis.call('HSET', s, 'd', d, 'el', el)
+for _, scope in ipairs(all) do place(scope, d, el) end
+return {1}
+"""
+)
+
+# KEYS[1] generation pointer  KEYS[2] board  KEYS[3] eligible board of the week, or the board itself when there is
+# none (all-time: eligibility is read from each summary)  KEYS[4] board registry
+# ARGV[1] generation  ARGV[2] key base  ARGV[3] start  ARGV[4] stop  ARGV[5] board name  ARGV[6] "1" with KEYS[3]
+# Returns {-1, gen} or {1, card, updated tick or '', {member, score, prize} ...} where prize is the 0-based rank on
+# the eligible board, -1 not eligible, -2 eligible (board without prize ranks).
+PAGE = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+if gen ~= ARGV[1] then return {-1, gen} end
+local rows = redis.call('ZRANGE', KEYS[2], ARGV[3], ARGV[4], 'WITHSCORES')
+local out = {}
+for i = 1, #rows, 2 do
+  local prize
+  if ARGV[6] == '1' then
+    prize = redis.call('ZRANK', KEYS[3], rows[i]) or -1
+  elseif redis.call('HGET', ARGV[2] .. 'c:' .. rows[i], 'el') == '1' then
+    prize = -2
+  else
+    prize = -1
+  end
+  out[#out + 1] = rows[i]; out[#out + 1] = rows[i + 1]; out[#out + 1] = prize
+end
+return {1, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[4], ARGV[5]) or '', out}
+"""
+
+# KEYS[1] generation pointer  KEYS[2] weekly board  KEYS[3] weekly eligible board  KEYS[4] all-time board
+# KEYS[5] citizen summary
+# ARGV[1] generation  ARGV[2] member  ARGV[3] prize places  ARGV[4] neighbours on each side  ARGV[5] ISO week
+# Returns {-1, gen} or {1, weekly, eligible, alltime, summary} with
+#   weekly/alltime = {rank0 or -1, score or '', card, {above member, score ...}, {below member, score ...}}
+#   eligible = {rank0 or -1, card, score of the last prize place or ''}
+#   summary = {week points or '', all-time points or '', el or ''}
+STANDING = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+if gen ~= ARGV[1] then return {-1, gen} end
+local m, n = ARGV[2], tonumber(ARGV[4])
+local function around(key)
+  local r = redis.call('ZRANK', key, m)
+  local card = redis.call('ZCARD', key)
+  if not r then return {-1, '', card, {}, {}} end
+  local above = {}
+  if r > 0 then above = redis.call('ZRANGE', key, math.max(0, r - n), r - 1, 'WITHSCORES') end
+  local below = redis.call('ZRANGE', key, r + 1, r + n, 'WITHSCORES')
+  return {r, redis.call('ZSCORE', key, m), card, above, below}
+end
+local places = tonumber(ARGV[3])
+local last = redis.call('ZRANGE', KEYS[3], places - 1, places - 1, 'WITHSCORES')
+local eligible = {redis.call('ZRANK', KEYS[3], m) or -1, redis.call('ZCARD', KEYS[3]), last[2] or ''}
+local week = redis.call('HGET', KEYS[5], 'p:' .. ARGV[5]) or ''
+local summary = {week, redis.call('HGET', KEYS[5], 'p:at') or '', redis.call('HGET', KEYS[5], 'el') or ''}
+return {1, around(KEYS[2]), eligible, around(KEYS[4]), summary}
+"""
+
+# KEYS[1] generation pointer  KEYS[2] shadow marker  ARGV[1] the new generation
+# Returns the previous generation ('0' when there was none). One SET: readers see the old or the new boards whole.
+SWAP = """
+local old = redis.call('GET', KEYS[1]) or '0'
+redis.call('SET', KEYS[1], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return old
+"""
+
+# KEYS[1] lock  ARGV[1] token  ARGV[2] ttl ms  ->  1 when still ours (expiry renewed), else 0
+LOCK_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS[1] lock  ARGV[1] token  ->  1 when released, 0 when it was not ours
+LOCK_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """The scripts registered on one client (EVALSHA, reloaded automatically after a SCRIPT FLUSH/restart)."""
+
+    apply: Any
+    restate: Any
+    page: Any
+    standing: Any
+    swap: Any
+    lock_renew: Any
+    lock_release: Any
+
+
+def register(client: redis.Redis) -> Scripts:
+    """Register every leaderboard script on a client."""
+    return Scripts(
+        apply=client.register_script(APPLY),
+        restate=client.register_script(RESTATE),
+        page=client.register_script(PAGE),
+        standing=client.register_script(STANDING),
+        swap=client.register_script(SWAP),
+        lock_renew=client.register_script(LOCK_RENEW),
+        lock_release=client.register_script(LOCK_RELEASE),
+    )

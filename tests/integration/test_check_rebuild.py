@@ -1,0 +1,345 @@
+"""`check` and `rebuild` against the SQL ledger (PostgreSQL and SQLite) and real Redis: drift is reported, a rebuild
+repairs it, losing Redis (flushed or killed) mid-stream of awards loses nothing."""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import Engine, select
+
+from rewards.bootstrap import Container, bootstrap
+from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.models import Case, Citizen
+from rewards.clock import FixedClock
+from rewards.leaderboard import keys
+from rewards.leaderboard.boards import Boards
+from rewards.leaderboard.check import check
+from rewards.leaderboard.rebuild import RebuildRunning, rebuild
+from rewards.scoring.ledger import LedgerEntry
+from rewards.scoring.model import EntryFacts
+from tests.conftest import START, flush_prefix, test_settings, wipe
+from tests.integration.test_leaderboard_boards import Profile, expected_boards, ledgers, redis_boards
+
+ACTOR = Actor("validator-1", "console")
+
+
+def award(c: Container, case_id: str, openid: str, *, district: str | None = "城关区", verified: bool = True) -> None:
+    """Report a case and file it as valid: the real path (ledger row, then the boards after commit)."""
+    reporter = Reporter(openid=openid, name=f"市民{openid}", district=district, verified=verified)
+    with c.uow() as uow:
+        c.flows.report(uow, NewReport(case_id, "street_lamp", c.clock.now(), reporter), ACTOR)
+    with c.uow() as uow:
+        c.flows.verdict(uow, case_id, "valid", ACTOR)
+
+
+def void(c: Container, case_id: str) -> None:
+    """Void a case (its points are reversed by a ledger entry dated now)."""
+    with c.uow() as uow:
+        c.flows.void(uow, case_id, "摆拍", ACTOR)
+
+
+def seed(c: Container, entries: list[EntryFacts], finals: dict[int, Profile]) -> None:
+    """Write citizens, cases and ledger rows straight to SQL (fast, for property tests)."""
+    with c.uow() as uow:
+        s = uow.session
+        for cid, p in finals.items():
+            banned = not p.eligible and cid % 2 == 0  # ineligible: banned, or not verified
+            s.add(
+                Citizen(
+                    id=cid,
+                    openid=f"o{cid}",
+                    name=f"市民{cid}号",
+                    district=p.district,
+                    verified=p.eligible or banned,
+                    banned=banned,
+                    snapshot_user=False,
+                    created_at=START,
+                    updated_at=START,
+                )
+            )
+        s.flush()
+        for e in entries:
+            at = e.created_at
+            s.add(
+                Case(
+                    id=e.entry_id,
+                    case_id=f"C{e.entry_id}",
+                    reporter_id=e.citizen_id,
+                    category="street_lamp",
+                    description="",
+                    coord_system="wgs84",
+                    photos=[],
+                    status="filed",
+                    status_at=at,
+                    reported_at=at,
+                    updated_at=at,
+                )
+            )
+            rule = "valid_report" if e.points > 0 else "void_reversal"
+            s.flush()  # the case row first: the ledger row refers to it
+            s.add(
+                LedgerEntry(
+                    id=e.entry_id,
+                    citizen_id=e.citizen_id,
+                    case_pk=e.entry_id,
+                    rule=rule,
+                    points=e.points,
+                    week=e.week,
+                    reason="test",
+                    created_at=at,
+                )
+            )
+
+
+def model_from_sql(c: Container) -> tuple[list[EntryFacts], dict[int, Profile]]:
+    """The ledger and the citizens' current profiles, read back from SQL."""
+    with c.read() as s:
+        citizens = {
+            cid: Profile(d, v and not b)
+            for cid, d, v, b in s.execute(select(Citizen.id, Citizen.district, Citizen.verified, Citizen.banned))
+        }
+        entries = [
+            EntryFacts(e.id, e.citizen_id, None, e.points, e.week, e.created_at)
+            for e in s.scalars(select(LedgerEntry).order_by(LedgerEntry.id))
+        ]
+    return entries, citizens
+
+
+def assert_boards_equal_ledger(c: Container) -> None:
+    entries, finals = model_from_sql(c)
+    want = expected_boards(entries, finals)
+    from rewards.leaderboard import scores
+
+    got = redis_boards(Boards(c.redis, c.settings))
+    assert {n: [(s.citizen_id, s.points, scores.tick_of(s.reached_at)) for s in b] for n, b in want.items()} == got
+
+
+@pytest.fixture
+def per_example(db_engine: Engine, redis_server: redis.Redis) -> Iterator[object]:
+    """A factory of fresh containers (empty database, private Redis prefix) for hypothesis examples."""
+    prefixes: list[str] = []
+
+    def make() -> Container:
+        wipe(db_engine)
+        s = test_settings()
+        prefix = f"{s.leaderboard_key_prefix}-r{len(prefixes)}"
+        prefixes.append(prefix)
+        s = s.model_copy(update={"leaderboard_key_prefix": prefix})
+        return bootstrap(s, clock=FixedClock(START), engine=db_engine, redis_client=redis_server)
+
+    yield make
+    for prefix in prefixes:
+        flush_prefix(redis_server, prefix)
+
+
+CORRUPTIONS = ["drop_summary", "wrong_score", "stray_member", "missing_member", "replaced_member", "summary_points"]
+CORRUPTIONS += ["flush"]
+
+
+def corrupt(c: Container, how: str, rnd: random.Random) -> str:
+    """Damage Redis one way; return a word the check must mention."""
+    b = Boards(c.redis, c.settings)
+    gen, p = b.generation(fresh=True), c.settings.leaderboard_key_prefix
+    names = sorted(n for n in c.redis.hkeys(keys.registry_key(p, gen)) if c.redis.zcard(keys.board_key(p, gen, n)))
+    name = rnd.choice(names)
+    board = keys.board_key(p, gen, name)
+    member = rnd.choice(c.redis.zrange(board, 0, -1))
+    cid = keys.citizen_of(member)
+    if how == "drop_summary":
+        c.redis.unlink(keys.summary_key(p, gen, cid))
+        return f"summary of citizen {cid}"
+    if how == "wrong_score":
+        c.redis.zincrby(board, -(2**32), member)  # one point more than the ledger gives
+        return f"board {name}: citizen {cid} has"
+    if how == "stray_member":
+        c.redis.zadd(board, {keys.member(999_999): -(2**32)})
+        return f"board {name}: citizen 999999 should not be there"
+    if how == "missing_member":
+        c.redis.zrem(board, member)
+        return f"board {name}: citizen {cid} is missing"
+    if how == "replaced_member":  # same size, different set
+        score = c.redis.zscore(board, member)
+        c.redis.zrem(board, member)
+        c.redis.zadd(board, {keys.member(999_998): score})
+        return f"board {name}: citizen 999998 should not be there"
+    if how == "summary_points":
+        c.redis.hincrby(keys.summary_key(p, gen, cid), "p:at", 1)
+        return f"summary of citizen {cid}, scope at"
+    flush_prefix(c.redis, p)
+    return "is missing"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ledgers(), st.sampled_from(CORRUPTIONS), st.randoms(use_true_random=False))
+def test_rebuild_equals_the_ledger_and_check_finds_every_drift(per_example, ledger, how, rnd) -> None:  # type: ignore[no-untyped-def]
+    entries, finals = ledger
+    c: Container = per_example()
+    seed(c, entries, finals)
+    rebuild(c)
+    assert_boards_equal_ledger(c)
+    assert check(c).clean
+    if not any(e.points for e in entries) or not expected_boards(*model_from_sql(c)):
+        return
+    mention = corrupt(c, how, rnd)
+    report = check(c)
+    assert not report.clean
+    assert any(mention in line for line in report.differences), report.differences
+    rebuild(c)
+    assert check(c).clean
+    assert_boards_equal_ledger(c)
+
+
+def test_awards_reach_the_boards_after_commit_and_check_is_clean(container: Container) -> None:
+    for i in range(12):
+        award(container, f"C{i}", f"o{i % 5}", district=["城关区", "七里河区"][i % 2], verified=i % 5 != 3)
+        container.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    void(container, "C4")
+    assert check(container).clean
+    assert_boards_equal_ledger(container)
+
+
+def test_flushing_redis_mid_stream_loses_nothing(container: Container) -> None:
+    for i in range(30):
+        award(container, f"C{i}", f"o{i % 7}")
+        container.clock.advance(seconds=1)  # type: ignore[attr-defined]
+        if i == 14:
+            flush_prefix(container.redis, container.settings.leaderboard_key_prefix)  # Redis lost everything
+        if i == 20:
+            void(container, "C3")
+    report = check(container)
+    assert not report.clean and any("is missing" in d or "not applied" in d for d in report.differences)
+    rebuild(container)
+    assert check(container).clean
+    assert_boards_equal_ledger(container)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    """A private, non-persistent redis-server we may kill."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    probe = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            probe.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.skip("could not start a private redis-server")
+
+
+def test_killing_redis_mid_stream_loses_nothing(db_engine: Engine, clock: FixedClock) -> None:
+    port = free_port()
+    server = start_redis(port)
+    # no client-side retries with back-off: a dead server fails each after-commit effect at once
+    client = redis.Redis(port=port, decode_responses=True, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+    c = bootstrap(test_settings(), clock=clock, engine=db_engine, redis_client=client)
+    try:
+        for i in range(24):
+            if i == 10:
+                server.kill()  # SIGKILL: no goodbye, nothing persisted
+                server.wait()
+            if i == 16:
+                server = start_redis(port)  # back, empty
+            award(c, f"C{i}", f"o{i % 6}")  # the ledger commits even while Redis is gone
+            clock.advance(seconds=1)
+        with c.read() as s:
+            assert len(s.scalars(select(LedgerEntry)).all()) == 24
+        report = check(c)
+        assert not report.clean
+        rebuild(c)
+        assert check(c).clean
+        assert_boards_equal_ledger(c)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_entries_committed_during_a_rebuild_are_not_lost(container: Container) -> None:
+    for i in range(10):
+        award(container, f"C{i}", f"o{i % 4}")
+        container.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    seen: list[int] = []
+    boards = Boards(container.redis, container.settings)
+    before = boards.page("at", 0, 50).rows
+
+    def during(done: int, total: int) -> None:
+        seen.append(done)
+        if len(seen) == 1:  # while the new generation is being written, awards and a void commit
+            assert boards.page("at", 0, 50).rows == before  # readers keep the old boards, whole, until the swap
+            award(container, "LATE1", "o1")
+            award(container, "LATE2", "o9")
+            void(container, "C2")
+
+    report = rebuild(container, progress=during)
+    assert report.caught_up >= 3
+    assert check(container).clean
+    assert_boards_equal_ledger(container)
+
+
+def test_rebuild_swaps_generations_and_frees_the_old_one(container: Container) -> None:
+    award(container, "C1", "o1")
+    p = container.settings.leaderboard_key_prefix
+    first = rebuild(container)
+    second = rebuild(container)
+    assert second.previous == first.generation and second.generation > first.generation
+    stale = list(container.redis.scan_iter(match=keys.generation_pattern(p, first.generation)))
+    assert stale == []
+    assert Boards(container.redis, container.settings).page("at", 0, 5).rows[0].points == 1
+
+
+def test_an_abandoned_shadow_generation_is_freed(container: Container) -> None:
+    award(container, "C1", "o1")
+    p = container.settings.leaderboard_key_prefix
+    container.redis.set(keys.shadow_key(p), 99)
+    container.redis.zadd(keys.board_key(p, 99, "at"), {keys.member(1): -(2**32)})
+    rebuild(container)
+    assert not container.redis.exists(keys.board_key(p, 99, "at"))
+
+
+def test_one_rebuild_at_a_time(container: Container) -> None:
+    p = container.settings.leaderboard_key_prefix
+    container.redis.set(keys.lock_key(p), "someone-else", px=60_000)
+    with pytest.raises(RebuildRunning):
+        rebuild(container)
+    container.redis.delete(keys.lock_key(p))
+    rebuild(container)
+    assert not container.redis.exists(keys.lock_key(p))  # released
+
+
+def test_week_boundary_at_year_end_through_the_flows(container: Container) -> None:
+    clock: FixedClock = container.clock  # type: ignore[assignment]
+    from datetime import UTC, datetime
+
+    clock.set(datetime(2027, 1, 3, 15, 59, 59, tzinfo=UTC))  # Sunday 23:59:59 in Shanghai: 2026-W53
+    award(container, "Y1", "o1")
+    clock.advance(seconds=1)  # Monday 00:00: 2027-W01
+    award(container, "Y2", "o2")
+    clock.advance(days=1)
+    void(container, "Y1")  # reversal lands in 2027-W01: o1's week total is -1 there
+    b = Boards(container.redis, container.settings)
+    assert [r.citizen_id for r in b.page("w:2026-W53", 0, 5).rows] == [1]
+    assert [r.citizen_id for r in b.page("w:2027-W01", 0, 5).rows] == [2]
+    assert b.standing(1, "2027-W01", 80).week_points == -1
+    assert check(container).clean
+    rebuild(container)
+    assert_boards_equal_ledger(container)
