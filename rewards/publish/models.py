@@ -1,3 +1,72 @@
-"""Publication records: one per week, moving pending -> drafted -> submitted -> published | failed."""
+"""Publication records: one per week, moving pending -> drafted -> submitted -> published | failed.
+
+Every id WeChat returns gets its own column and is committed before the next call, so a run that dies at any
+point resumes from what is stored. `draft_requested_at` / `submit_requested_at` mark a call that may have
+reached WeChat without its answer reaching us: the resume then looks the draft / post up before calling again.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rewards.db import Base, UTCDateTime
+
+PENDING, DRAFTED, SUBMITTED, PUBLISHED, FAILED = "pending", "drafted", "submitted", "published", "failed"
+STATES = (PENDING, DRAFTED, SUBMITTED, PUBLISHED, FAILED)
+UNFINISHED = (PENDING, DRAFTED, SUBMITTED)
+
+
+class Publication(Base):
+    """The announcement of one closed week on the official account (or the outbox)."""
+
+    __tablename__ = "publications"
+    __table_args__ = (CheckConstraint("state IN ('pending','drafted','submitted','published','failed')", name="state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    week: Mapped[str] = mapped_column(String(8), unique=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("weekly_snapshots.id"))
+    channel: Mapped[str] = mapped_column(String(16))  # wechat | outbox
+    state: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    # two writers of one record: the stale one fails loudly
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # runs of the state machine
+    content_image_url: Mapped[str | None] = mapped_column(Text)  # media/uploadimg
+    thumb_media_id: Mapped[str | None] = mapped_column(String(128))  # material/add_material (thumb)
+    title: Mapped[str | None] = mapped_column(String(64))  # the article as sent: rendered once, then reused
+    digest: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(32))
+    content: Mapped[str | None] = mapped_column(Text)
+    content_source_url: Mapped[str | None] = mapped_column(Text)
+    draft_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    draft_media_id: Mapped[str | None] = mapped_column(String(128))  # draft/add
+    submit_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_id: Mapped[str | None] = mapped_column(String(128))  # freepublish/submit
+    article_id: Mapped[str | None] = mapped_column(String(128))  # freepublish/get
+    article_url: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WinnerNotice(Base):
+    """A template message telling one winner about their prize; one per (week, citizen), sent at most once."""
+
+    __tablename__ = "winner_notices"
+    __table_args__ = (UniqueConstraint("week", "citizen_id", name="uq_winner_notices_week_citizen"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    week: Mapped[str] = mapped_column(String(8))
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
+    client_msg_id: Mapped[str] = mapped_column(String(64), unique=True)  # WeChat's per-recipient dedup key
+    state: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    msgid: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

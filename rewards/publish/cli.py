@@ -1,0 +1,124 @@
+"""CLI: `rewards close-week`, `rewards publish`, `rewards scheduler`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
+
+from rewards.clock import IsoWeek
+from rewards.errors import DomainError
+
+if TYPE_CHECKING:
+    from rewards.bootstrap import Container
+    from rewards.publish.models import Publication
+
+WeekOption = Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2026-W48 (default: last week)")]
+EXIT_FAILED, EXIT_UNFINISHED = 1, 3
+
+
+def _container() -> Container:
+    from rewards.cli import open_container
+    from rewards.logs import configure
+
+    container = cast("Container", open_container())
+    configure()  # after the embedded migration, whose Alembic chatter is not the operator's business
+    return container
+
+
+def _week(container: Container, text: str | None) -> IsoWeek:
+    from rewards.cli import fail
+    from rewards.leaderboard.snapshot import default_week
+
+    if text is None:
+        return default_week(container)
+    try:
+        return IsoWeek.parse(text)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
+def describe(pub: Publication) -> str:
+    """The publication record as an operator reads it."""
+    error = f"{pub.error_code if pub.error_code is not None else '-'} {pub.error_message or ''}".strip()
+    lines = [
+        ("week", pub.week),
+        ("channel", pub.channel),
+        ("state", pub.state),
+        ("attempts", str(pub.attempts)),
+        ("cover", pub.thumb_media_id),
+        ("draft", pub.draft_media_id),
+        ("publish_id", pub.publish_id),
+        ("article", pub.article_id),
+        ("url", pub.article_url),
+        ("error", error if pub.error_message or pub.error_code is not None else None),
+        ("updated_at", pub.updated_at.isoformat()),
+        ("published_at", pub.published_at.isoformat() if pub.published_at else None),
+    ]
+    return "\n".join(f"{name + ':':<13} {value or '-'}" for name, value in lines)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the weekly close and publishing commands to the `rewards` command."""
+
+    @app.command("close-week")
+    def close_week_command(week: WeekOption = None) -> None:
+        """Close a finished week: rank the ledger, store the immutable snapshot (a second close shows it)."""
+        from rewards.cli import fail
+        from rewards.leaderboard.snapshot import close_week
+
+        container = _container()
+        try:
+            closed = close_week(container, _week(container, week))
+        except DomainError as exc:
+            raise fail(exc.message) from exc
+        snap = closed.snapshot
+        typer.echo(f"{'closed' if closed.created else 'already closed'} {snap.week}: "
+                   f"{len(snap.rows)} winners of {snap.participants} eligible participants")  # fmt: skip
+        typer.echo(f"checksum {closed.checksum}; Redis weekly board: {closed.board_status}")
+        for diff in closed.board_diff:
+            typer.echo(f"  rank {diff['rank']}: ledger {diff['ledger']} board {diff['board']}")
+        for row in snap.rows[:10]:
+            typer.echo(f"  {row.rank:>3} {row.display_name} {row.points} {row.tier} {row.prize}")
+
+    @app.command("publish")
+    def publish_command(
+        week: WeekOption = None,
+        status: Annotated[bool, typer.Option("--status", help="show the publication record and exit")] = False,
+        retry: Annotated[
+            bool, typer.Option("--retry", help="retry a failed publication from where it stopped")
+        ] = False,
+    ) -> None:
+        """Publish a closed week on the official account (or the outbox) exactly once; resume if interrupted."""
+        from rewards.cli import fail
+        from rewards.publish.models import FAILED, PUBLISHED
+        from rewards.publish.service import PublishService
+
+        container = _container()
+        label = str(_week(container, week))
+        service = PublishService(container)
+        if status:
+            found = service.get(label)
+            if found is None:
+                raise fail(f"week {label} has no publication yet")
+            typer.echo(describe(found))
+            return
+        try:
+            pub = service.retry(label) if retry else service.publish(label)
+        except DomainError as exc:
+            raise fail(exc.message) from exc
+        typer.echo(describe(pub))
+        if pub.state == FAILED:
+            hint = "" if retry else "; after fixing the cause run `rewards publish --week " + label + " --retry`"
+            typer.echo(f"error: publication of {label} failed: {pub.error_code} {pub.error_message}{hint}", err=True)
+            raise typer.Exit(EXIT_FAILED)
+        if pub.state != PUBLISHED:
+            typer.echo(f"publication of {label} is {pub.state}; running the command again resumes it", err=True)
+            raise typer.Exit(EXIT_UNFINISHED)
+
+    @app.command("scheduler")
+    def scheduler_command() -> None:
+        """Run the weekly scheduler (exactly one per deployment; never inside web workers)."""
+        from rewards.publish.scheduler import run_scheduler
+
+        run_scheduler(_container())
