@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rewards.errors import ConfigError, DomainError
+
+if TYPE_CHECKING:
+    from rewards.bootstrap import Container
 
 app = typer.Typer(help="rewards: incentive engine of the 随手拍 reporting program", no_args_is_help=True)
 db_app = typer.Typer(help="database schema", no_args_is_help=True)
@@ -20,7 +23,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_container(migrate_embedded: bool = True) -> object:
+def open_container(migrate_embedded: bool = True, overrides: dict[str, Any] | None = None) -> Container:
     """Build the container from the environment; the embedded SQLite default is migrated automatically."""
     from rewards import migrate
     from rewards.bootstrap import bootstrap
@@ -28,7 +31,7 @@ def open_container(migrate_embedded: bool = True) -> object:
     from rewards.db import make_engine
 
     try:
-        settings = load_settings()
+        settings = load_settings(**(overrides or {}))
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     engine = make_engine(settings.database_url)

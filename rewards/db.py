@@ -92,16 +92,25 @@ class UnitOfWork:
         """Queue an effect to run once the transaction has committed (it must be safe to repeat)."""
         self._after_commit.append(effect)
 
-    def run_after_commit(self) -> list[Exception]:
-        """Run queued effects; return (not raise) their failures: the ledger is already committed."""
-        failures: list[Exception] = []
+    def run_after_commit(self) -> list[FailedEffect]:
+        """Run queued effects; return (not raise) the ones that failed: the ledger is already committed."""
         effects, self._after_commit = self._after_commit, []
-        for effect in effects:
-            try:
-                effect()
-            except Exception as exc:  # derived state only; `rewards check`/`rebuild` repair it
-                failures.append(exc)
-        return failures
+        return run_effects(effects)
+
+
+Effect = Callable[[], None]
+FailedEffect = tuple[Effect, Exception]
+
+
+def run_effects(effects: Sequence[Effect]) -> list[FailedEffect]:
+    """Run effects in order; collect the failures (derived state only: they can be retried or rebuilt)."""
+    failures: list[FailedEffect] = []
+    for effect in effects:
+        try:
+            effect()
+        except Exception as exc:  # a Redis outage must not undo a committed award
+            failures.append((effect, exc))
+    return failures
 
 
 def insert_or_ignore(session: Session, model: Any, values: dict[str, Any], conflict: Sequence[str]) -> Any | None:
@@ -114,7 +123,7 @@ def insert_or_ignore(session: Session, model: Any, values: dict[str, Any], confl
     return session.execute(stmt).scalar_one_or_none()
 
 
-AfterCommitErrorHandler = Callable[[list[Exception]], None]
+AfterCommitErrorHandler = Callable[[list[FailedEffect]], None]
 
 
 @contextmanager

@@ -6,27 +6,24 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import func, select
 
 from rewards.auth import Principal, require, require_citizen_or
 from rewards.bootstrap import Container
+from rewards.cases import history
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
 from rewards.cases.duplicates import find_duplicates, first_report
 from rewards.cases.flows import Actor, NewReport, Reporter
-from rewards.cases.models import Case
 from rewards.cases.schemas import (
     CaseIn,
     CaseOut,
     DuplicateCandidateOut,
     DuplicatesOut,
     ReportHistoryOut,
-    ReportOut,
     VerdictIn,
     VoidIn,
 )
 from rewards.deps import container
-from rewards.scoring.ledger import entries_for_case
 
 router = APIRouter(prefix="/api/v1/cases", tags=["command center"])
 citizens_router = APIRouter(prefix="/api/v1/citizens", tags=["citizens"])  # report history
@@ -40,7 +37,7 @@ def list_cases(
     who: Validator,
     status: Annotated[str, Query(pattern="^(" + "|".join(lc.STATUSES) + ")$")] = lc.REPORTED,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[CaseOut]:
     """The queue: cases in a status (default: reported), oldest first."""
     with c.read() as session:
@@ -113,25 +110,11 @@ def report_history(
     openid: Annotated[str, Depends(require_citizen_or("validator"))],
     c: C,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ReportHistoryOut:
     """A citizen's reports, newest first: each with its timeline, outcome and the points it earned or lost."""
     with c.read() as session:
-        citizen = cases.get_citizen(session, openid)
-        total = session.scalar(select(func.count(Case.id)).where(Case.reporter_id == citizen.id)) or 0
-        page = session.scalars(
-            select(Case)
-            .where(Case.reporter_id == citizen.id)
-            .order_by(Case.reported_at.desc(), Case.id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).all()
-        reports = []
-        for case in page:
-            category = c.settings.category(case.category)
-            lines = entries_for_case(session, case.id)
-            reports.append(ReportOut.of(case, category.name if category else case.category, lines))
-        return ReportHistoryOut(total=total, limit=limit, offset=offset, reports=reports)
+        return history.report_history(session, c.settings, cases.get_citizen(session, openid), limit, offset)
 
 
 @router.get("/{case_id}/duplicates", response_model=DuplicatesOut)

@@ -4,28 +4,43 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from rewards.auth import Principal, require
 from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
+from rewards.cases.duplicates import find_duplicates
 from rewards.cases.flows import Actor
-from rewards.cases.models import AuditEntry, Citizen
+from rewards.cases.models import AuditEntry, Case, Citizen
 from rewards.deps import container
-from rewards.errors import DomainError, Forbidden
+from rewards.errors import DomainError, Forbidden, Unauthorized
 from rewards.masking import mask_name, mask_phone
 from rewards.web.templating import page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 C = Annotated[Container, Depends(container)]
-Validator = Annotated[Principal, Depends(require("validator"))]
+_require_validator = require("validator")
+
+
+def console_user(request: Request) -> Principal:
+    """The signed-in validator; a browser without a console session is sent to the sign-in page instead of a 401."""
+    try:
+        return _require_validator(request)
+    except Unauthorized:
+        if "text/html" in request.headers.get("accept", "") and request.method == "GET":
+            raise HTTPException(status_code=303, headers={"Location": "/console/login"}) from None
+        raise
+
+
+Validator = Annotated[Principal, Depends(console_user)]
 
 
 def csrf_token(secret: str, principal: Principal) -> str:
@@ -45,19 +60,23 @@ def back(path: str, message: str, error: bool = False) -> RedirectResponse:
     return RedirectResponse(f"{path}?{key}={quote(message)}", status_code=303)
 
 
-def duplicate_hints(c: Container, session: object, case_id: str) -> list[object]:
-    """Nearby open cases of the same category (from the duplicates query, when available)."""
-    try:
-        duplicates = importlib.import_module("rewards.cases.duplicates")
-    except ImportError:
-        return []
-    finder = getattr(duplicates, "hints_for_case", None) or getattr(duplicates, "find_duplicates", None)
-    if finder is None:
-        return []
-    try:
-        return list(finder(session, c.settings, case_id))
-    except DomainError:
-        return []
+def duplicate_hints(c: Container, session: Session, case: Case) -> list[dict[str, object]]:
+    """Open cases of the same category nearby that were reported earlier: the first report to name."""
+    if case.lat is None or case.lon is None:
+        return []  # no location: nothing can be near it
+    window = timedelta(hours=c.settings.duplicate_window_hours)
+    hints = find_duplicates(session, case, c.settings.duplicate_radius_m, window)
+    return [
+        {"case_id": h.case.case_id, "distance_m": h.distance_m, "reported_at": h.case.reported_at}
+        for h in hints
+        if h.earlier
+    ]
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(error: str | None = None) -> HTMLResponse:
+    """The console sign-in form (a validator's or admin's token, exchanged for a console session cookie)."""
+    return page("console/login.html", error=error)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -66,7 +85,7 @@ def queue(
     who: Validator,
     flash: str | None = None,
     error: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
     """The queue of reported cases, oldest first."""
     with c.read() as session:
@@ -79,7 +98,7 @@ def queue(
                     "reporter": mask_name(reporter.name) if reporter else "匿名",
                     "verified": bool(reporter and reporter.verified),
                     "category": category_name(c, case.category),
-                    "hints": duplicate_hints(c, session, case.case_id),
+                    "hints": duplicate_hints(c, session, case),
                 }
             )
     return page(
@@ -233,3 +252,43 @@ def audit(c: C, who: Validator, request: Request) -> HTMLResponse:
     with c.read() as session:
         rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(200)).all()
     return page("console/audit.html", nav="console", rows=rows, who=who, flash=None, error=None)
+
+
+@router.get("/weeks", response_class=HTMLResponse)
+def weeks(c: C, who: Validator, flash: str | None = None, error: str | None = None) -> HTMLResponse:
+    """Every closed week with its publication state, error and a retry button for failed ones."""
+    from rewards.leaderboard.snapshot import WeeklySnapshot
+    from rewards.publish.models import Publication
+
+    with c.read() as session:
+        snaps = session.execute(
+            select(WeeklySnapshot.week, WeeklySnapshot.closed_at, WeeklySnapshot.participants)
+            .order_by(WeeklySnapshot.week.desc())
+            .limit(60)
+        ).all()
+        pubs = {p.week: p for p in session.scalars(select(Publication))}
+    rows = [{"week": w, "closed_at": at, "participants": n, "pub": pubs.get(w)} for w, at, n in snaps]
+    return page(
+        "console/weeks.html",
+        nav="console",
+        rows=rows,
+        who=who,
+        csrf=csrf_token(c.settings.session_secret, who),
+        flash=flash,
+        error=error,
+    )
+
+
+@router.post("/weeks/{week}/retry")
+def retry_week(week: str, c: C, who: Validator, csrf: Annotated[str, Form()]) -> RedirectResponse:
+    """Retry a failed publication from where it stopped (an explicit operator action, audited)."""
+    from rewards.publish.service import PublishService
+
+    check_csrf(c, who, csrf)
+    try:
+        pub = PublishService(c).retry(week)
+    except DomainError as exc:
+        return back("/console/weeks", f"{week}：{exc.message}", error=True)
+    with c.uow() as uow:
+        cases.audit(uow.session, c.clock.now(), who.name, "publish:retry", week, pub.state)
+    return back("/console/weeks", f"{week} 重试结果：{pub.state}")

@@ -252,15 +252,23 @@ async def console_login(request: Request, c: C) -> Response:
         from rewards.cases.service import audit
 
         audit(uow.session, c.clock.now(), session.name, "console_sign_in", session.role)
-    response = JSONResponse({"name": session.name, "role": session.role})
+    response: Response = JSONResponse({"name": session.name, "role": session.role})
+    if _is_form(request):  # a browser's sign-in form: go to the console (POST/redirect/GET)
+        response = RedirectResponse("/console", status_code=303)
     set_console_cookie(response, codec_of(c), session)
     return response
 
 
+def _is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    )
+
+
 @router.post("/auth/logout", status_code=204)
-def logout(c: C) -> Response:
-    """Sign out: clear the citizen and console session cookies."""
-    response = Response(status_code=204)
+def logout(request: Request, c: C) -> Response:
+    """Sign out: clear the citizen and console session cookies (a browser form is sent back to 我的)."""
+    response = RedirectResponse("/me", status_code=303) if _is_form(request) else Response(status_code=204)
     clear_cookies(response, c.settings)
     return response
 

@@ -76,3 +76,29 @@ def test_domain_errors_come_back_as_a_message(client, settings) -> None:  # type
 def test_csrf_token_is_bound_to_the_user() -> None:
     a = csrf_token("s", Principal("a", "validator"))
     assert a != csrf_token("s", Principal("b", "validator")) and a != csrf_token("t", Principal("a", "validator"))
+
+
+def test_queue_shows_the_earlier_nearby_report_as_a_duplicate_hint(client) -> None:  # type: ignore[no-untyped-def]
+    first = {**CASE, "case_id": "LZ-A", "lat": 36.0611, "lon": 103.8343, "reported_at": "2026-11-25T01:00:00Z"}
+    second = {
+        **CASE,
+        "case_id": "LZ-B",
+        "lat": 36.0612,
+        "lon": 103.8344,
+        "reported_at": "2026-11-25T01:30:00Z",
+        "reporter": {"openid": "oB2", "name": "李四"},
+    }
+    far = {
+        **CASE,
+        "case_id": "LZ-C",
+        "lat": 36.20,
+        "lon": 103.90,
+        "reported_at": "2026-11-25T01:40:00Z",
+        "reporter": {"openid": "oC3", "name": "王五"},
+    }
+    for body in (first, second, far):
+        assert client.post("/api/v1/cases", json=body, headers=auth()).status_code == 201
+    html = client.get("/console", headers=auth()).text
+    cards = {m.group(1): m.group(2) for m in re.finditer(r'data-case-id="([^"]+)">(.*?)</section>', html, re.S)}
+    assert "疑似重复" not in cards["LZ-A"] and "疑似重复" not in cards["LZ-C"]
+    assert "疑似重复" in cards["LZ-B"] and 'value="LZ-A"' in cards["LZ-B"]

@@ -286,8 +286,9 @@ def test_console_sign_in_opens_a_cookie_session_for_validators_only(client: Test
 
 
 def test_console_sign_in_by_form_and_json(client: TestClient) -> None:
-    r = client.post("/auth/console/login", data={"token": ADMIN_TOKEN})
-    assert r.status_code == 200 and r.json()["role"] == "admin"
+    r = client.post("/auth/console/login", data={"token": ADMIN_TOKEN}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console"  # a browser form goes on to the console
+    assert client.get("/console").status_code == 200  # the cookie it set opens the console
     r = client.post("/auth/console/login", json={"token": VALIDATOR_TOKEN})
     assert r.status_code == 200 and r.json()["role"] == "validator"
     r = client.post("/auth/console/login", content=b"{not json", headers={"Content-Type": "application/json"})

@@ -1,0 +1,128 @@
+"""Real headless Chromium: a citizen sees their rank, a validator's verdict shows up on the citizen's page,
+the leaderboard shows 80 rows. Debian's Chromium driven by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from sqlalchemy import Engine
+
+from rewards.bootstrap import Container, bootstrap
+from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.clock import FixedClock
+from tests.conftest import IN_CI, START, VALIDATOR_TOKEN, flush_prefix, test_settings
+from tests.e2e.browser import FLAGS, chromium_path, live_server, save_screenshot
+
+pytestmark = pytest.mark.browser
+ACTOR = Actor("validator-1", "console")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    path = chromium_path()
+    if path is None:
+        if IN_CI:
+            pytest.fail("Debian's chromium is not installed (scripts/test installs it)", pytrace=False)
+        pytest.skip("chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[tuple[Container, str]]:
+    settings = test_settings(dev_login=True)
+    flush_prefix(redis_server, settings.leaderboard_key_prefix)
+    clock = FixedClock(START)
+    c = bootstrap(settings, clock=clock, engine=pg_engine, redis_client=redis_server)
+    with live_server(c) as url:
+        yield c, url
+    flush_prefix(redis_server, settings.leaderboard_key_prefix)
+
+
+def award(c: Container, case_id: str, openid: str, name: str, verdict: bool = True) -> None:
+    clock: FixedClock = c.clock  # type: ignore[assignment]
+    clock.advance(minutes=1)
+    reporter = Reporter(openid=openid, name=name, phone="13900001111", district="城关区", verified=True)
+    with c.uow() as uow:
+        report = NewReport(
+            case_id=case_id,
+            category="street_lamp",
+            reported_at=clock.now(),
+            reporter=reporter,
+            description="路灯不亮",
+            district="城关区",
+            lat=36.06,
+            lon=103.83,
+            coord_system="gcj02",
+        )
+        c.flows.report(uow, report, ACTOR)
+    if verdict:
+        with c.uow() as uow:
+            c.flows.verdict(uow, case_id, "valid", ACTOR)
+
+
+def test_citizen_opens_me_and_sees_their_rank(browser, site) -> None:  # type: ignore[no-untyped-def]
+    c, url = site
+    award(c, "LZ-1", "o-zhang", "张三明")
+    award(c, "LZ-2", "o-zhang", "张三明")
+    award(c, "LZ-3", "o-li", "李四海")
+    page = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN").new_page()
+    page.goto(f"{url}/me")
+    assert "微信授权登录" in page.content()
+    page.fill("input[name=openid]", "o-li")
+    page.click("#dev-login")
+    page.wait_for_url(f"{url}/me")
+    assert page.inner_text("#week-rank") == "2"
+    assert page.inner_text("#week-points") == "1"
+    assert page.inner_text("#all-points") == "1"
+    assert "LZ-3" in page.inner_text("#reports")
+    assert "o-li" not in page.content()
+    save_screenshot(page, "me")
+
+
+def test_validator_verdict_appears_on_the_citizens_page(browser, site) -> None:  # type: ignore[no-untyped-def]
+    c, url = site
+    award(c, "LZ-9", "o-wang", "王五", verdict=False)
+    citizen = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    citizen.goto(f"{url}/auth/dev-login?openid=o-wang&next=/me")
+    assert "暂未上榜" in citizen.content()
+    console = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    console.goto(f"{url}/console")
+    assert console.url.endswith("/console/login")
+    console.fill("#token", VALIDATOR_TOKEN)
+    console.click("#sign-in")
+    console.wait_for_url(f"{url}/console")
+    card = console.locator('[data-case-id="LZ-9"]')
+    assert card.count() == 1
+    save_screenshot(console, "console")
+    card.locator("button[value=valid]").click()
+    console.wait_for_load_state()
+    assert "LZ-9 已处理" in console.inner_text(".flash")
+    citizen.reload()
+    assert citizen.inner_text("#week-points") == "1"
+    assert citizen.inner_text("#week-rank") == "1"
+    assert "已立案" in citizen.inner_text("#reports")
+
+
+def test_leaderboard_page_shows_80_rows(browser, site) -> None:  # type: ignore[no-untyped-def]
+    c, url = site
+    for i in range(85):
+        award(c, f"LZ-{i:03d}", f"o-{i:03d}", f"市民{i:03d}号")
+        if i % 7 == 0:
+            award(c, f"LZ-x{i:03d}", f"o-{i:03d}", f"市民{i:03d}号")
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(f"{url}/leaderboard")
+    assert page.locator("#board tbody tr").count() == 80
+    first = page.locator("#board tbody tr").first.inner_text()
+    assert "一等奖" in first and "2" in first
+    assert "o-000" not in page.content() and "13900001111" not in page.content()
+    save_screenshot(page, "leaderboard")
+    page.goto(f"{url}/rules")
+    assert "上不封顶" in page.content()
+    save_screenshot(page, "rules")
