@@ -39,5 +39,8 @@ def district_weekly(c: C, district: str, week: Week = None, offset: Offset = 0, 
 
 @router.get("/api/v1/citizens/{openid}/standing", response_model=StandingOut)
 def standing(openid: Annotated[str, Depends(require_citizen_or("validator"))], c: C) -> StandingOut:
-    """This week's and all-time rank and points, prize tier, points still needed, and the neighbours around."""
-    return service.standing(c, openid)
+    """This week's and all-time rank and points, prize tier, points still needed, and the neighbours around.
+
+    While Redis is down the answer comes from the ledger with `stale: true` (no neighbours) instead of failing.
+    """
+    return service.standing_or_ledger(c, openid)

@@ -59,7 +59,7 @@ class ScopeStandingOut(BaseModel):
     ranked: bool
     rank: int | None
     points: int
-    total: int  # citizens on the board
+    total: int | None  # citizens on the board (None when answered from the ledger while Redis is down)
     above: list[NeighbourOut]
     below: list[NeighbourOut]
 
@@ -77,3 +77,4 @@ class StandingOut(BaseModel):
     prize_rank: int | None
     tier: TierOut | None
     points_to_prize: int | None  # 0 when in the prize list; None when not eligible
+    stale: bool = False  # True: the boards are unavailable, ranks were computed from the ledger (no neighbours)

@@ -13,9 +13,10 @@ from rewards.cases import service as cases
 from rewards.cases.models import Citizen
 from rewards.clock import IsoWeek, week_of
 from rewards.config import PrizeTier, Settings
-from rewards.errors import Invalid, Unavailable
+from rewards.errors import Invalid, NotFound, Unavailable
 from rewards.leaderboard import keys, scores, tiers
 from rewards.leaderboard.boards import Boards, GenerationMoved, Neighbour, Place
+from rewards.leaderboard.ledger_standing import BANNED, NOT_VERIFIED, Placing, ledger_standing
 from rewards.leaderboard.schemas import (
     BoardKind,
     BoardPageOut,
@@ -25,12 +26,14 @@ from rewards.leaderboard.schemas import (
     StandingOut,
     TierOut,
 )
+from rewards.logs import get_logger
 from rewards.masking import mask_name, mask_phone
 from rewards.scoring.ledger import is_eligible
 
 MAX_LIMIT = 200
-NOT_VERIFIED = "未完成实名认证，暂不参与评奖"
-BANNED = "已被取消评奖资格"
+
+
+log = get_logger("leaderboard")
 
 
 def current_week(container: Any) -> str:
@@ -196,4 +199,43 @@ def _scope(place: Place, summary_points: int, names: dict[int, str]) -> ScopeSta
         total=place.total,
         above=out(place.above),
         below=out(place.below),
+    )
+
+
+STALE = "排行榜暂时无法刷新，以下排名按积分账本计算"
+
+
+def standing_or_ledger(container: Any, openid: str, *, week: str | None = None) -> StandingOut:
+    """The standing from the boards; while Redis is down, the same answer computed from the ledger, marked stale."""
+    try:
+        return standing(container, openid, week=week)
+    except Unavailable:
+        log.warning("leaderboards unavailable: answering a standing from the ledger")
+    week = parse_week(week, container)
+    settings = container.settings
+    with container.read() as session:
+        found = ledger_standing(session, settings, openid, week)
+        if found is None:
+            raise NotFound("unknown citizen", code="unknown_citizen")
+        citizen = cases.get_citizen(session, openid)
+        eligible = is_eligible(citizen.verified, citizen.banned)
+    prize_rank = found.prize_rank
+    return StandingOut(
+        week=week,
+        message=STALE,
+        weekly=_ledger_scope(found.this_week),
+        all_time=_ledger_scope(found.all_time),
+        eligible=eligible,
+        eligibility_note=found.eligibility_note,
+        prize_places=found.prize_places,
+        prize_rank=prize_rank,
+        tier=tier_for(prize_rank, settings),
+        points_to_prize=(0 if prize_rank is not None else found.points_to_prize) if eligible else None,
+        stale=True,
+    )
+
+
+def _ledger_scope(placing: Placing) -> ScopeStandingOut:
+    return ScopeStandingOut(
+        ranked=placing.rank is not None, rank=placing.rank, points=placing.points, total=None, above=[], below=[]
     )

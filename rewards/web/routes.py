@@ -47,17 +47,12 @@ def me(request: Request, c: C, offset: Annotated[int, Query(ge=0, le=10_000_000)
     with c.read() as session:
         citizen = cases.find_citizen(session, openid)
         reports = history.report_history(session, c.settings, citizen, 20, offset) if citizen else None
-    standing, stale = None, False
-    if citizen is not None:
-        try:
-            standing = boards.standing(c, openid)
-        except Unavailable:
-            stale = True  # the boards are down: the ledger-backed report list still shows every point
+    standing = boards.standing_or_ledger(c, openid) if citizen is not None else None
     return page(
         "me.html",
         nav="me",
         standing=standing,
-        stale=stale,
+        stale=bool(standing and standing.stale),
         reports=reports,
         offset=offset,
         places=boards.prize_places(c.settings),

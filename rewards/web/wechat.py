@@ -27,8 +27,9 @@ from rewards.clock import IsoWeek, week_of
 from rewards.config import Settings
 from rewards.deps import container
 from rewards.errors import BadRequest, DomainError, Forbidden, TooManyRequests, Unavailable
+from rewards.leaderboard.ledger_standing import CitizenStanding
 from rewards.logs import get_logger
-from rewards.web.identity import CitizenStanding, read_standing
+from rewards.web.identity import read_standing
 from rewards.web.ratelimit import Limit, client_ip, limiter_of
 
 log = get_logger("wechat")

@@ -13,9 +13,10 @@ from redis.retry import Retry
 from rewards.bootstrap import Container, bootstrap
 from rewards.cases.models import Case, Citizen
 from rewards.config import PrizeTier
+from rewards.leaderboard.ledger_standing import Placing, ledger_standing, points_needed
 from rewards.leaderboard.ranking import rank, totals_from_entries
 from rewards.scoring.ledger import LedgerEntry
-from rewards.web.identity import Placing, ledger_standing, points_needed, read_standing
+from rewards.web.identity import read_standing
 from tests.conftest import START, wipe
 
 WEEK, LAST_WEEK = "2026-W48", "2026-W47"

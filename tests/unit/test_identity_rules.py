@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rewards.config import load_settings
 from rewards.errors import BadRequest, ConfigError
-from rewards.web.identity import CitizenStanding, Placing, points_needed
+from rewards.leaderboard.ledger_standing import CitizenStanding, Placing, points_needed
 from rewards.web.oauth import RedactSecrets, make_state, safe_next, state_matches
 from rewards.web.ratelimit import counter_key, window_at
 from rewards.web.session import CitizenSession, SessionCodec, token_fingerprint
