@@ -81,6 +81,7 @@ class CaseFlows:
             r = report.reporter
             known = cases.find_citizen(session, r.openid)
             was_eligible = is_eligible(known.verified, known.banned) if known is not None else None
+            was_district = known.district if known is not None else None
             reporter = cases.upsert_citizen(
                 session,
                 r.openid,
@@ -99,6 +100,8 @@ class CaseFlows:
                 self.eligibility_changed(uow, reporter)
             if reporter.district is None and report.district:
                 reporter.district = report.district  # a citizen's board district: given, else first report's
+            if known is not None and reporter.district != was_district:
+                self.district_changed(uow, reporter)
         if existing is not None:
             same = existing.category == report.category and existing.reporter_id == (reporter.id if reporter else None)
             if not same:
@@ -270,6 +273,14 @@ class CaseFlows:
             return
         citizen_id, eligible = citizen.id, is_eligible(citizen.verified, citizen.banned)
         uow.after_commit(lambda: set_eligible(citizen_id, eligible))
+
+    def district_changed(self, uow: UnitOfWork, citizen: Citizen) -> None:
+        """Tell the boards after commit that this citizen's district board changed."""
+        set_district = getattr(self.scoring.sink, "set_district", None)
+        if set_district is None:
+            return
+        citizen_id, district = citizen.id, citizen.district
+        uow.after_commit(lambda: set_district(citizen_id, district))
 
     def _move(
         self,

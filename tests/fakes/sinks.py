@@ -13,6 +13,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.entries: list[EntryFacts] = []
         self.eligibility: list[tuple[int, bool]] = []
+        self.districts: list[tuple[int, str | None]] = []
 
     def apply(self, entries: Sequence[EntryFacts]) -> None:
         """Record the entries."""
@@ -21,3 +22,7 @@ class RecordingSink:
     def set_eligible(self, citizen_id: int, eligible: bool) -> None:
         """Record an eligibility change."""
         self.eligibility.append((citizen_id, eligible))
+
+    def set_district(self, citizen_id: int, district: str | None) -> None:
+        """Record a district change."""
+        self.districts.append((citizen_id, district))

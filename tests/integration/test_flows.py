@@ -286,3 +286,20 @@ def test_first_reports_of_one_new_citizen_at_once_create_one_citizen(pg_engine, 
 
         assert s.scalar(select(func.count(Citizen.id))) == 1
         assert s.scalar(select(func.count(Case.id))) == 8
+
+
+def test_verification_and_district_changes_reach_the_boards(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
+    sink = RecordingSink()
+    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, boards=sink)
+    with c.uow() as uow:
+        c.flows.report(
+            uow, NewReport("C1", "street_lamp", START, Reporter("o1", verified=False), district="城关区"), ACTOR
+        )
+    with c.uow() as uow:  # the same citizen, now verified and moved: both reach the boards after commit
+        c.flows.report(
+            uow, NewReport("C2", "street_lamp", START, Reporter("o1", verified=True, district="安宁区")), ACTOR
+        )
+    with c.uow() as uow:  # nothing changed: nothing to tell
+        c.flows.report(uow, NewReport("C3", "street_lamp", START, Reporter("o1", verified=True)), ACTOR)
+    assert sink.eligibility == [(1, True)]
+    assert sink.districts == [(1, "安宁区")]

@@ -157,14 +157,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_redis_down_is_503(db_engine: Engine, clock: FixedClock) -> None:
+def test_redis_down_boards_are_503_and_a_standing_comes_from_the_ledger(db_engine: Engine, clock: FixedClock) -> None:
     dead = redis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     c = bootstrap(test_settings(), clock=clock, engine=db_engine, redis_client=dead)
     with TestClient(create_app(c)) as http:
         award(c, "C1", "o1")  # the ledger commits; the boards' effect fails and is logged
         r = http.get("/api/v1/leaderboards/weekly")
         assert r.status_code == 503 and r.json()["error"] == "unavailable"
-        assert http.get("/api/v1/citizens/o1/standing", headers=auth()).status_code == 503
+        me = http.get("/api/v1/citizens/o1/standing", headers=auth())
+        assert me.status_code == 200
+        body = me.json()
+        assert body["stale"] is True and body["weekly"]["rank"] == 1 and body["weekly"]["points"] == 1
 
 
 def test_start_up_rebuilds_empty_boards(container: Container) -> None:
