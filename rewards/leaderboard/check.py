@@ -53,7 +53,8 @@ def check(container: Any) -> CheckReport:
         for chunk in _chunks(stream_ledger(session)):
             report.citizens += len(chunk)
             _compare_chunk(client, prefix, gen, tz, chunk, (expected_sizes, present), report.differences)
-    names = set(expected_sizes) | set(client.hkeys(keys.registry_key(prefix, gen)))
+    registered: list[str] = client.hkeys(keys.registry_key(prefix, gen))  # type: ignore[assignment]  # decoded
+    names = set(expected_sizes) | set(registered)
     report.boards = len(names)
     ordered = sorted(names)
     pipe = client.pipeline(transaction=False)

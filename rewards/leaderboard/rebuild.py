@@ -123,7 +123,7 @@ def write_generation(
     def flush() -> None:
         nonlocal boards, pending, pending_entries
         for name, members in boards.items():
-            pipe.zadd(keys.board_key(prefix, gen, name), members)  # type: ignore[arg-type]
+            pipe.zadd(keys.board_key(prefix, gen, name), members)
         pipe.execute()
         if on_chunk is not None:
             on_chunk(pending_entries)
