@@ -60,33 +60,15 @@ def me(request: Request, c: C, offset: Annotated[int, Query(ge=0, le=10_000_000)
 
 
 def _board_page(c: Container, kind: str, week: str | None, district: str | None, offset: int) -> HTMLResponse:
+    data, error, status = None, None, 200
     try:
         data = boards.page(c, kind, week=week, district=district, offset=offset, limit=80)  # type: ignore[arg-type]
     except Unavailable:
-        return page(
-            "board.html",
-            nav="board",
-            data=None,
-            kind=kind,
-            district=district,
-            error="排行榜暂时无法访问，请稍后再试",
-            districts=DISTRICTS_HINT,
-            status_code=503,
-        )
-    except DomainError as exc:
-        return page(
-            "board.html",
-            nav="board",
-            data=None,
-            kind=kind,
-            district=district,
-            error=exc.message,
-            districts=DISTRICTS_HINT,
-            status_code=exc.status,
-        )
-    return page(
-        "board.html", nav="board", data=data, kind=kind, district=district, error=None, districts=DISTRICTS_HINT
-    )
+        error, status = "排行榜暂时无法访问，请稍后再试", 503
+    except DomainError as exc:  # a bad week or district: say why, on the page
+        error, status = exc.message, exc.status
+    context = {"data": data, "kind": kind, "district": district, "error": error, "districts": DISTRICTS_HINT}
+    return page("board.html", nav="board", status_code=status, **context)
 
 
 @router.get("/leaderboard", response_class=HTMLResponse)

@@ -13,7 +13,8 @@ from rewards.bootstrap import Container, bootstrap
 from rewards.cases.flows import Actor, NewReport, Reporter
 from rewards.clock import FixedClock
 from tests.conftest import IN_CI, START, VALIDATOR_TOKEN, flush_prefix, test_settings
-from tests.e2e.browser import FLAGS, chromium_path, live_server, save_screenshot
+from tests.e2e.browser import FLAGS, chromium_path, save_screenshot
+from tests.fakes.live import live_server
 
 pytestmark = pytest.mark.browser
 ACTOR = Actor("validator-1", "console")

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import uvicorn
 from georeport import GeoReport
 
-from rewards.app import create_app
 from rewards.bootstrap import Container
 from rewards.cases.flows import Actor, NewReport, Reporter
 from rewards.cases.geo import haversine_m
+from tests.fakes.live import live_server
 
 ACTOR = Actor("city-case-system", "intake")
 SHANGHAI_WGS = (31.1774276, 121.5272106)
@@ -26,23 +22,8 @@ SHANGHAI_GCJ = (31.17530398364597, 121.531541859215)
 def base_url(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The real app under uvicorn on a free loopback port, in a thread; stopped afterwards."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(container), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/open311/v2"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
+    with live_server(container) as url:
+        yield f"{url}/open311/v2"
 
 
 def seed(c: Container) -> None:
