@@ -103,7 +103,8 @@ def test_haversine_is_a_metric(a: tuple[float, float], b: tuple[float, float], c
     assert haversine_m(*a, *a) == pytest.approx(0.0, abs=1e-6)
     assert haversine_m(*a, *b) == pytest.approx(haversine_m(*b, *a), abs=1e-6)
     assert 0 <= haversine_m(*a, *b) <= EARTH_RADIUS_M * math.pi + 1e-6
-    assert haversine_m(*a, *c) <= haversine_m(*a, *b) + haversine_m(*b, *c) + 1e-6
+    # asin(sqrt(h)) is ill-conditioned near antipodal points (h -> 1): rounding there reaches centimetres
+    assert haversine_m(*a, *c) <= haversine_m(*a, *b) + haversine_m(*b, *c) + 0.5
 
 
 def destination(lat: float, lon: float, bearing: float, distance_m: float) -> tuple[float, float]:
