@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  weekly leaderboard:          {base}/leaderboard")
         typer.echo(f"  past weeks' announcements:   {base}/weeks")
         typer.echo(f"  rules:                       {base}/rules")
-        typer.echo(f"  command-center console:      {base}/console   (sign in at {base}/auth/console/login)")
+        typer.echo(f"  command-center console:      {base}/console   (sign in with the token below)")
         typer.echo(f"  console / API token:         {token}")
         typer.echo(f"  API docs:                    {base}/docs")
         typer.echo(f"  outbox (published weeks):    {container.settings.outbox_dir}/")
