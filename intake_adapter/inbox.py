@@ -20,6 +20,7 @@ from rewards.errors import BadRequest, Invalid
 
 _EVENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 _CASE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_TYPE_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
 MAX_BATCH = 500
 
 
@@ -78,15 +79,34 @@ def read_envelope(raw: object) -> Envelope:
     event_id = raw.get("event_id")
     if not isinstance(event_id, str) or not _EVENT_ID_RE.match(event_id):
         raise Invalid("event_id is required: 1-128 printable ASCII characters, no spaces", code="missing_event_id")
+    payload = canonical(raw)
+    try:
+        payload.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON allows "\ud800"; no database can store half a character
+        raise Invalid(
+            "the event contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text", code="invalid_text"
+        ) from exc
     kind = raw.get("type")
     case_id = raw.get("case_id")
     return Envelope(
         event_id=event_id,
-        type=kind[:64] if isinstance(kind, str) else "",
+        # a code is printable ASCII; anything else (NUL cannot even be stored) is kept as "" and parse_event says why
+        type=kind[:64] if isinstance(kind, str) and _TYPE_RE.match(kind[:64]) else "",
         case_id=case_id if isinstance(case_id, str) and _CASE_ID_RE.match(case_id) else None,
         occurred_at=_instant(raw.get("occurred_at")),
-        payload=canonical(raw),
+        payload=payload,
     )
+
+
+def echo_id(value: object) -> str | None:
+    """Return a refused event's id as it may be echoed in the response: text, at most 128 characters, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate cannot be written into the JSON reply
+        return None
+    return value[:128]
 
 
 def _instant(value: Any) -> datetime | None:
@@ -94,9 +114,9 @@ def _instant(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return to_utc(parsed) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00+14:00 lies before year 1 in UTC
         return None
-    return to_utc(parsed) if parsed.tzinfo is not None else None
 
 
 def insert_new(session: Session, env: Envelope, now: datetime) -> bool:

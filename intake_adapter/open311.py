@@ -11,7 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -185,13 +185,21 @@ def parse_instant(value: str, name: str, settings: Settings, *, end_of_day: bool
     try:
         if _DATE_ONLY.match(text):
             day = datetime.fromisoformat(text).date()
-            local = datetime.combine(day, time.min, tzinfo=settings.tz)
-            return local + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else local
-        parsed = datetime.fromisoformat(text)
+            parsed = datetime.combine(day, time.min, tzinfo=settings.tz)
+            if end_of_day:
+                parsed += timedelta(days=1) - timedelta(microseconds=1)
+        else:
+            parsed = datetime.fromisoformat(text)
     except ValueError as exc:
         raise Open311Error(400, f"{name} is not a W3C date-time, e.g. 2026-11-25T00:00:00Z: {value!r}") from exc
+    except OverflowError as exc:  # the last day of year 9999
+        raise Open311Error(400, f"{name} is out of range: {value!r}") from exc
     if parsed.tzinfo is None:
         raise Open311Error(400, f"{name} needs a time zone offset, e.g. 2026-11-25T00:00:00+08:00: {value!r}")
+    try:
+        parsed.astimezone(UTC)  # 0001-01-01T00:00+14:00 lies before year 1 in UTC
+    except OverflowError as exc:
+        raise Open311Error(400, f"{name} is out of range: {value!r}") from exc
     return parsed
 
 
@@ -216,11 +224,14 @@ def parse_query(params: Mapping[str, Sequence[str]], settings: Settings, now: da
     start = parse_instant(start_raw[0], "start_date", settings) if start_raw else None
     end = parse_instant(end_raw[0], "end_date", settings, end_of_day=True) if end_raw else None
     # the spec: a range spans at most 90 days and defaults to the most recent 90 days
-    if start is None:
-        end = end or now
-        start = end - MAX_RANGE
-    elif end is None:
-        end = start + MAX_RANGE
+    try:
+        if start is None:
+            end = end or now
+            start = end - MAX_RANGE
+        elif end is None:
+            end = start + MAX_RANGE
+    except OverflowError as exc:  # 90 days before year 1 or after 9999
+        raise Open311Error(400, "start_date or end_date is out of range") from exc
     if end < start:
         raise Open311Error(400, "end_date is before start_date")
     if end - start > MAX_RANGE:

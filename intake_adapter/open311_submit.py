@@ -80,6 +80,8 @@ def single_values(items: Sequence[tuple[str, str]]) -> dict[str, str]:
             raise Open311Error(400, f"unknown field {name!r}")
         if name in form:
             raise Open311Error(400, f"field {name!r} was sent more than once")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it on every database alike
+            raise Open311Error(400, f"{name}: NUL characters are not allowed")
         form[name] = value
     return form
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -18,11 +18,13 @@ from rewards.bootstrap import Container
 from rewards.cases import service as cases
 from rewards.cases.flows import Actor
 from rewards.errors import DomainError
+from rewards.web.ratelimit import public_rate_limit
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 intake_router = APIRouter(prefix="/intake/v1", tags=["intake"])
 open311_router = APIRouter(prefix="/open311/v2", tags=["open311"])
+Public = [Depends(public_rate_limit)]  # the GETs are public: per IP (and per signed-in citizen), 429 with Retry-After
 
 
 class PayloadTooLarge(DomainError):
@@ -90,14 +92,14 @@ def _container(request: Request) -> Container:
     return c
 
 
-@open311_router.get("/discovery.{fmt}", summary="Open311 service discovery")
+@open311_router.get("/discovery.{fmt}", dependencies=Public, summary="Open311 service discovery")
 def discovery(fmt: str, request: Request) -> Response:
     """Where the endpoint is and which formats it speaks."""
     with _spec_errors(fmt):
         return _reply(fmt, o311.discovery(_container(request).settings), "discovery")
 
 
-@open311_router.get("/services.{fmt}", summary="Open311 service list (the report categories)")
+@open311_router.get("/services.{fmt}", dependencies=Public, summary="Open311 service list (the report categories)")
 def services(fmt: str, request: Request) -> Response:
     """The category table as Open311 services."""
     with _spec_errors(fmt):
@@ -106,7 +108,7 @@ def services(fmt: str, request: Request) -> Response:
         return _reply(fmt, [o311.service_view(cat) for cat in settings.categories], "services", "service")
 
 
-@open311_router.get("/services/{service_code}.{fmt}", summary="Open311 service definition")
+@open311_router.get("/services/{service_code}.{fmt}", dependencies=Public, summary="Open311 service definition")
 def service_definition(service_code: str, fmt: str, request: Request) -> Response:
     """One service's definition (no extra attributes)."""
     with _spec_errors(fmt):
@@ -118,7 +120,7 @@ def service_definition(service_code: str, fmt: str, request: Request) -> Respons
         return _reply(fmt, o311.service_definition(cat), "service_definition")
 
 
-@open311_router.get("/requests.{fmt}", summary="Open311 service requests (spec filters)")
+@open311_router.get("/requests.{fmt}", dependencies=Public, summary="Open311 service requests (spec filters)")
 def list_requests(fmt: str, request: Request) -> Response:
     """Requests by id, or by service_code, date range (90 days at most) and open/closed status."""
     with _spec_errors(fmt):
@@ -131,7 +133,7 @@ def list_requests(fmt: str, request: Request) -> Response:
         return _reply(fmt, rows, "service_requests", "request")
 
 
-@open311_router.get("/requests/{service_request_id}.{fmt}", summary="Open311 one service request")
+@open311_router.get("/requests/{service_request_id}.{fmt}", dependencies=Public, summary="Open311 one service request")
 def show_request(service_request_id: str, fmt: str, request: Request) -> Response:
     """One request, as a one-element list (as the spec renders it)."""
     with _spec_errors(fmt):

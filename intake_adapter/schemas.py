@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from rewards.cases.schemas import refuse_nul
 from rewards.errors import Invalid
 
 CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -19,6 +30,12 @@ _UNKNOWN_CODE_ERRORS = frozenset({"literal_error", "union_tag_invalid", "enum"})
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        # PostgreSQL text cannot hold NUL (SQLite can): refuse it here, the same on both, with the field named
+        return refuse_nul(data)
 
 
 class LocationIn(_Strict):
@@ -44,6 +61,15 @@ class _Envelope(_Strict):
     event_id: EventId
     occurred_at: AwareDatetime
     case_id: CaseId
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        try:
+            value.astimezone(UTC)
+        except OverflowError as exc:  # e.g. 0001-01-01T00:00+14:00 lies before year 1 in UTC
+            raise ValueError("occurred_at is out of range") from exc
+        return value
 
 
 class ReportSubmitted(_Envelope):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from intake_adapter import inbox
 from intake_adapter.models import APPLIED, FAILED, PENDING, InboxEvent
@@ -46,7 +46,7 @@ class IntakeService:
                 env = inbox.read_envelope(raw)
             except Invalid as exc:
                 eid = raw.get("event_id") if isinstance(raw, dict) else None
-                results[i] = failure(eid if isinstance(eid, str) else None, exc, "rejected")
+                results[i] = failure(inbox.echo_id(eid), exc, "rejected")
                 continue
             if env.event_id in first_index:
                 msg = f"event_id {env.event_id!r} appears more than once in this batch"
@@ -123,6 +123,9 @@ class IntakeService:
                 raise  # the database is down: leave the event pending, the sender or `replay` retries
             except DomainError as exc:
                 return self._mark_failed(pk, exc)
+            except DataError as exc:  # a value the database cannot hold that validation let through: this event fails
+                msg = f"a value cannot be stored ({type(exc.orig).__name__})"
+                return self._mark_failed(pk, Invalid(msg, code="invalid_value"))
             except IntegrityError:
                 # a concurrent request created the same case or citizen first; the retry sees it and replays
                 if attempt == 2:
@@ -202,7 +205,8 @@ class IntakeService:
             if row.status == APPLIED:  # a concurrent request applied it meanwhile
                 return EventResult(row.event_id, "duplicate", type=row.type, case_id=row.case_id)
             row.status = FAILED
-            row.error = f"[{exc.status} {exc.code}] {exc.message}"
+            # messages may quote the refused input; PostgreSQL text cannot hold NUL
+            row.error = f"[{exc.status} {exc.code}] {exc.message}".replace("\x00", "\\x00")
             row.attempts += 1
             res = failure(row.event_id, exc)
             res.type, res.case_id = row.type, row.case_id

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+import json
 
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError, OperationalError
+
+from rewards.api_errors import ERROR_RESPONSES
 from rewards.bootstrap import Container
 from rewards.errors import DomainError, TooManyRequests
 from rewards.logs import get_logger
@@ -24,6 +29,7 @@ def create_app(container: Container) -> FastAPI:
         title="rewards",
         summary="Incentive engine of the 随手拍 urban-management reporting program",
         version="0.1.0",
+        responses=ERROR_RESPONSES,
     )
     app.state.container = container
 
@@ -35,6 +41,20 @@ def create_app(container: Container) -> FastAPI:
         if exc.status in (401,):
             headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own answer, but escaped to ASCII: it echoes each input, and a lone surrogate ("\ud800" is valid
+        # JSON) cannot be encoded as UTF-8, which turned a 422 into a 500
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # the database refused a value the request carried (NUL in a path or query, a number out of range)
+        log.warning("database refused a request's value: %s", type(exc.orig).__name__)
+        message = "a value in the request cannot be stored or searched for (a NUL character, or out of range)"
+        return JSONResponse(error_body("invalid_value", message), status_code=422)
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:

@@ -181,8 +181,17 @@ class Settings(BaseSettings):
     def _production_is_safe(self) -> Settings:
         if self.environment == "production":
             for name in ("intake_secret", "session_secret", "wechat_token"):
-                if str(getattr(self, name)).startswith(PLACEHOLDER_PREFIX):
-                    raise ValueError(f"REWARDS_{name.upper()} is left at its placeholder value in production")
+                value = str(getattr(self, name))
+                if value.startswith(PLACEHOLDER_PREFIX) or not value.strip():  # an empty key signs for anyone
+                    raise ValueError(f"REWARDS_{name.upper()} is empty or left at its placeholder in production")
+            credentials = {
+                "REWARDS_API_TOKENS": list(self.api_tokens),
+                "REWARDS_OPEN311_API_KEYS": self.open311_api_keys,
+                "REWARDS_WECHAT_APP_SECRET": [self.wechat_app_secret or ""],
+            }
+            for env, values in credentials.items():
+                if any(v.startswith(PLACEHOLDER_PREFIX) for v in values):
+                    raise ValueError(f"{env} holds a placeholder value in production")
             if self.dev_login:
                 raise ValueError("REWARDS_DEV_LOGIN cannot be enabled in production")
         return self

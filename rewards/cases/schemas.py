@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rewards.cases.lifecycle import STATUS_LABELS, VOIDED
 from rewards.cases.models import Case, CaseHistory
@@ -15,7 +15,28 @@ from rewards.scoring.ledger import LedgerEntry
 Verdict = Literal["valid", "invalid", "duplicate"]
 
 
-class ReporterIn(BaseModel):
+def refuse_nul(data: object) -> object:
+    """Raise ValueError naming the field when a string (or a string in a list) holds NUL; return data unchanged."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and "\x00" in v for v in values):
+                raise ValueError(f"{key}: NUL characters (\\u0000) are not allowed")
+    return data
+
+
+class _Input(BaseModel):
+    """A request body: unknown fields and NUL characters (PostgreSQL text cannot hold them) are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        return refuse_nul(data)
+
+
+class ReporterIn(_Input):
     """The reporting citizen (omit for an anonymous report)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -26,7 +47,7 @@ class ReporterIn(BaseModel):
     verified: bool | None = None
 
 
-class CaseIn(BaseModel):
+class CaseIn(_Input):
     """A reported case registered through the console API."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,8 +63,18 @@ class CaseIn(BaseModel):
     reported_at: datetime | None = None
     reporter: ReporterIn | None = None
 
+    @field_validator("reported_at")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError as exc:  # e.g. 0001-01-01T00:00+14:00 lies before year 1 in UTC
+                raise ValueError("reported_at is out of range") from exc
+        return value
 
-class VerdictIn(BaseModel):
+
+class VerdictIn(_Input):
     """The command center's verdict on a reported case."""
 
     model_config = ConfigDict(extra="forbid")
@@ -52,7 +83,7 @@ class VerdictIn(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class VoidIn(BaseModel):
+class VoidIn(_Input):
     """Why a filed case is voided (fraud: staged, re-photographed, fake)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -17,6 +17,7 @@ from rewards.publish.port import PublishError
 from rewards.publish.render import render_article, render_missing, render_page
 from rewards.publish.schemas import PublicationOut
 from rewards.publish.service import PublishService, article_of, asset
+from rewards.web.ratelimit import public_rate_limit
 
 router = APIRouter()
 STATUS_TEXT = {PUBLISHED: "已发布"} | dict.fromkeys(UNFINISHED, "发布中")
@@ -30,7 +31,7 @@ def parse_week(week: str) -> str:
         raise Invalid(str(exc), code="invalid_week") from exc
 
 
-@router.get("/weeks/{week}", response_class=HTMLResponse, tags=["publish"])
+@router.get("/weeks/{week}", response_class=HTMLResponse, tags=["publish"], dependencies=[Depends(public_rate_limit)])
 def week_page(week: str, c: Container = Depends(container)) -> HTMLResponse:
     """The week's announcement as published (or, before that, a preview of it); masked names only."""
     label = parse_week(week)

@@ -19,6 +19,7 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
 
 from rewards.config import Settings
+from rewards.logs import install_redaction
 from rewards.publish.lock import RedisLock
 from rewards.publish.port import (
     AMBIGUOUS,
@@ -232,6 +233,7 @@ class WeChatPublisher:
 def make_publisher(settings: Settings, client: redis.Redis) -> Publisher:
     """WeChat when an app id and secret are configured, else the outbox folder (bare machine, demo)."""
     if settings.wechat_app_id and settings.wechat_app_secret:
+        install_redaction()  # requests logs URLs at DEBUG, and the token URL carries the app secret
         return WeChatPublisher(settings, client)
     from rewards.publish.outbox import OutboxPublisher
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 import secrets
 from typing import Annotated, Any
@@ -26,7 +25,8 @@ from rewards.bootstrap import Container
 from rewards.config import Settings
 from rewards.deps import container
 from rewards.errors import BadRequest, NotFound, Unauthorized, Unavailable
-from rewards.logs import get_logger
+from rewards.logs import RedactSecrets as RedactSecrets  # re-exported: it used to live here
+from rewards.logs import get_logger, install_redaction
 from rewards.web.identity import sign_in_citizen
 from rewards.web.ratelimit import rate_limited
 from rewards.web.session import (
@@ -48,26 +48,6 @@ STATE_MAX_AGE = 600  # seconds a citizen has to come back from WeChat's authoriz
 DEFAULT_NEXT = "/me"
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_SECRET_IN_URL = re.compile(r"(secret|access_token|refresh_token|code)=[^&\s\"']*")
-
-
-class RedactSecrets(logging.Filter):
-    """httpx logs every request URL at INFO; WeChat's API wants the app secret in the query string."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record with secrets in URLs replaced by ***."""
-        message = record.getMessage()
-        redacted = _SECRET_IN_URL.sub(r"\1=***", message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-def install_redaction() -> None:
-    """Add the redacting filter to httpx's logger once."""
-    logger = logging.getLogger("httpx")
-    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-        logger.addFilter(RedactSecrets())
 
 
 def safe_next(value: str | None) -> str:
@@ -190,7 +170,9 @@ def wechat_callback(
     with c.uow() as uow:
         sign_in_citizen(uow.session, openid, c.clock.now(), snapshot_user=snapshot)
     response = RedirectResponse(target, 303)
-    response.delete_cookie(STATE_COOKIE, path="/auth/wechat", httponly=True, samesite="lax")
+    response.delete_cookie(
+        STATE_COOKIE, path="/auth/wechat", httponly=True, samesite="lax", secure=secure_cookies(c.settings)
+    )
     set_citizen_cookie(response, codec_of(c), CitizenSession(openid))
     return response
 
@@ -234,7 +216,9 @@ async def _posted_token(request: Request) -> str | None:
             token = (await request.form()).get("token")
         else:
             token = None
-    except ValueError as exc:
+        if isinstance(token, str):
+            token.encode("utf-8")  # JSON may carry "\ud800", which is not text (and no token)
+    except (ValueError, UnicodeEncodeError) as exc:
         raise BadRequest("the body must be JSON or a form with a token field", code="bad_body") from exc
     return token.strip() if isinstance(token, str) and token.strip() else None
 

@@ -30,7 +30,9 @@ def test_boards_pages_show_masked_names_and_refuse_bad_weeks(client) -> None:  #
     ):
         r = client.get(path)
         assert r.status_code == 200, path
-        assert "欧**月" in r.text and "欧阳明月" not in r.text and "o-page" not in r.text and "13712345678" not in r.text
+        assert (
+            "欧**月" in r.text and "欧阳明月" not in r.text and "o-page" not in r.text and "13712345678" not in r.text
+        )
     bad = client.get("/leaderboard?week=2026-48")
     assert bad.status_code == 422 and "ISO week" in bad.text
 

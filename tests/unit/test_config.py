@@ -56,3 +56,32 @@ def test_production_refuses_dev_login(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REWARDS_DEV_LOGIN", "true")
     with pytest.raises(ConfigError, match="DEV_LOGIN"):
         load_settings()
+
+
+REAL_SECRETS = {
+    "intake_secret": "a-real-intake-secret",
+    "session_secret": "a-real-session-secret",
+    "wechat_token": "t0k",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_SECRETS))
+@pytest.mark.parametrize("value", ["change-me-please", "", "   "])
+def test_production_refuses_each_placeholder_or_empty_secret(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"REWARDS_{name.upper()}.*placeholder"):
+        load_settings(environment="production", **{**REAL_SECRETS, name: value})
+    assert load_settings(environment="development", **{**REAL_SECRETS, name: value})  # a bare machine's demo runs
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("api_tokens", {"change-me-token": {"name": "ops", "role": "admin"}}),
+        ("open311_api_keys", ["change-me-key"]),
+        ("wechat_app_secret", "change-me-app-secret"),
+    ],
+)
+def test_production_refuses_placeholder_credentials(setting: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"REWARDS_{setting.upper()}.*placeholder"):
+        load_settings(environment="production", **REAL_SECRETS, **{setting: value})
+    assert load_settings(environment="production", **REAL_SECRETS)  # real values start
