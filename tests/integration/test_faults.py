@@ -47,7 +47,6 @@ def flaky_redis(proxy: TcpProxy) -> redis.Redis:
         decode_responses=True,
         socket_timeout=1,
         socket_connect_timeout=0.5,
-        retry_on_timeout=False,
     )
 
 
