@@ -16,10 +16,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
+import hiredis
 import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -92,7 +95,8 @@ def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) ->
     if citizen_ids is not None:
         stmt = stmt.where(LedgerEntry.citizen_id.in_(list(citizen_ids)))
     current: CitizenLedger | None = None
-    for row in session.execute(stmt.execution_options(yield_per=FETCH)):
+    # Core execution, not the ORM's: ORM row loading cost ~15% of a 4.4M-citizen rebuild's CPU (bench/e2e.py)
+    for row in session.connection().execute(stmt.execution_options(yield_per=FETCH)):
         cid, entry_id, points, week, created_at, district, verified, banned = row
         if current is None or current.citizen_id != cid:
             if current is not None:
@@ -112,44 +116,102 @@ def write_generation(
 ) -> tuple[int, int, int]:
     """Write the folded summaries and placements of citizens into a generation; return (citizens, entries, max id).
 
-    Also writes the generation's board registry. `on_chunk(entries)` runs after each pipelined chunk.
+    Also writes the generation's board registry. `on_chunk(entries)` runs after each pipelined chunk is written.
+    A helper thread writes one chunk while the next is streamed and folded, so Python's work and Redis's overlap
+    (a quarter less wall time at 1M citizens, bench/e2e.py); at most one chunk is in flight.
     """
     updated: dict[str, int] = {}
     n_citizens = n_entries = max_id = 0
-    pipe = client.pipeline(transaction=False)
+    commands: list[tuple[Any, ...]] = []
     boards: dict[str, dict[str, int]] = {}
     pending = pending_entries = 0
+    in_flight: tuple[Future[None], int] | None = None  # the chunk being written, and its entry count
 
-    def flush() -> None:
-        nonlocal boards, pending, pending_entries
+    def settle() -> None:
+        nonlocal in_flight
+        if in_flight is not None:
+            future, entries = in_flight
+            in_flight = None
+            future.result()  # a failed write raises here
+            if on_chunk is not None:
+                on_chunk(entries)
+
+    def flush(writer: ThreadPoolExecutor) -> None:
+        nonlocal boards, commands, pending, pending_entries, in_flight
         for name, members in boards.items():
-            pipe.zadd(keys.board_key(prefix, gen, name), members)
-        pipe.execute()
-        if on_chunk is not None:
-            on_chunk(pending_entries)
-        boards, pending, pending_entries = {}, 0, 0
+            scored = chain.from_iterable(zip(members.values(), members.keys(), strict=True))  # score, member, ...
+            commands.append(("ZADD", keys.board_key(prefix, gen, name), *scored))
+        settle()
+        if commands:
+            in_flight = writer.submit(send_pipelined, client, commands), pending_entries
+        boards, commands, pending, pending_entries = {}, [], 0, 0
 
     base = keys.base(prefix, gen)
-    for c in citizens:
-        summary = scores.fold(c.lines, c.district, c.eligible)
-        m = keys.member(c.citizen_id)
-        fields = [x for pair in scores.summary_fields(summary).items() for x in pair]
-        pipe.execute_command("HSET", base + "c:" + m, *fields)
-        for name, score, tick in scores.placed(summary):
-            boards.setdefault(name, {})[m] = score
-            if tick > updated.get(name, -1):
-                updated[name] = tick
-        n_citizens += 1
-        n_entries += len(c.lines)
-        pending += 1
-        pending_entries += len(c.lines)
-        max_id = max(max_id, max(line.entry_id for line in c.lines))
-        if pending >= CHUNK:
-            flush()
-    flush()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-writer") as writer:
+        for c in citizens:
+            summary = scores.fold(c.lines, c.district, c.eligible)
+            m = keys.member(c.citizen_id)
+            fields = scores.summary_fields(summary).items()
+            commands.append(("HSET", base + "c:" + m, *chain.from_iterable(fields)))
+            for name, score, tick in scores.placed(summary):
+                boards.setdefault(name, {})[m] = score
+                if tick > updated.get(name, -1):
+                    updated[name] = tick
+            n_citizens += 1
+            n_entries += len(c.lines)
+            pending += 1
+            pending_entries += len(c.lines)
+            max_id = max(max_id, max(line.entry_id for line in c.lines))
+            if pending >= CHUNK:
+                flush(writer)
+        flush(writer)
+        settle()
     if updated:
         client.hset(keys.registry_key(prefix, gen), mapping=updated)  # type: ignore[arg-type]
     return n_citizens, n_entries, max_id
+
+
+# Connections that speak RESP over a real socket; anything else (fakeredis, Sentinel-managed) takes the pipeline.
+_PLAIN_CONNECTIONS = (redis.Connection, redis.UnixDomainSocketConnection, redis.SSLConnection)
+
+
+def send_pipelined(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> None:
+    """Send commands in one round trip, as a pipeline does, and raise the first error reply after reading all.
+
+    redis-py's pipeline walks every argument in Python before hiredis packs it; a rebuild sends ~16 arguments per
+    citizen summary and 2 per board member, and that walk was ~30% of a 4.4M-citizen rebuild's CPU (py-spy, see
+    docs/benchmarks.md). On a plain connection hiredis packs the commands directly instead; the pipeline's retry
+    policy applies (the commands are idempotent: HSET and ZADD of fixed values).
+    """
+    pool = client.connection_pool
+    if getattr(pool, "connection_class", None) not in _PLAIN_CONNECTIONS:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
+        return
+    payload = [b"".join(hiredis.pack_command(command) for command in commands)]
+    conn = pool.get_connection()
+
+    def send() -> redis.ResponseError | None:
+        conn.send_packed_command(payload)
+        first: redis.ResponseError | None = None
+        for _ in commands:
+            try:
+                conn.read_response()
+            except redis.ResponseError as exc:  # that reply was consumed: read the rest, raise after the last one
+                first = first or exc
+        return first
+
+    try:
+        error = conn.retry.call_with_retry(send, lambda _exc: conn.disconnect())
+    except BaseException:
+        conn.disconnect()  # replies may be left unread: never hand this connection out as it is
+        raise
+    finally:
+        pool.release(conn)
+    if error is not None:
+        raise error
 
 
 def free_generation(client: redis.Redis, prefix: str, gen: int) -> None:

@@ -343,3 +343,26 @@ def test_week_boundary_at_year_end_through_the_flows(container: Container) -> No
     assert check(container).clean
     rebuild(container)
     assert_boards_equal_ledger(container)
+
+
+def test_send_pipelined_reads_every_reply_and_raises_the_first_error(redis_server: redis.Redis) -> None:
+    """A chunk whose middle command fails still applies the others, raises that error, and the connection stays in
+    step (bench/e2e.py's rebuild fix packs chunks with hiredis; fakeredis keeps the plain pipeline: same outcome)."""
+    import fakeredis
+
+    from rewards.leaderboard.rebuild import send_pipelined
+    from tests.conftest import RUN_ID
+
+    embedded = fakeredis.FakeRedis(decode_responses=True, server=fakeredis.FakeServer(version=(7, 0)))
+    for client, p in ((redis_server, f"t{RUN_ID}sp:"), (embedded, "")):
+        client.set(p + "str", "v")
+        chunk = [("HSET", p + "h", "a", "1", "b", "城关区"), ("ZADD", p + "str", -5, "m"), ("ZADD", p + "z", -7, "m")]
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            send_pipelined(client, chunk)
+        assert client.hgetall(p + "h") == {"a": "1", "b": "城关区"}
+        assert client.zscore(p + "z", "m") == -7
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):  # its own reply, not one left unread before
+            send_pipelined(client, [("ZADD", p + "str", -1, "n")])
+        send_pipelined(client, [("ZADD", p + "z", -(2**53) + 1, "n")])
+        assert client.zrange(p + "z", 0, -1, withscores=True) == [("n", -(2**53) + 1), ("m", -7)]
+        client.unlink(p + "str", p + "h", p + "z")

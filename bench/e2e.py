@@ -1,0 +1,684 @@
+"""End-to-end benchmark (not a test): real PostgreSQL + Redis, the service under uvicorn, load from a second process.
+
+    .venv/bin/python bench/e2e.py --full     # 4.4M citizens, 350,000 valid cases in the closed week
+    .venv/bin/python bench/e2e.py --quick    # the same code at small sizes (a smoke run)
+
+Every figure is printed beside a baseline measured in the same run (a markdown table on stdout); `--full` also puts
+the table, the command and the machine into docs/benchmarks.md and README.md (between their e2e markers).
+BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test) names the server where a fresh database is created
+and dropped; BENCH_REDIS_URL (default redis://127.0.0.1:6379/3) the Redis database where keys live under a private
+prefix, unlinked at the end. Clean-up runs on failure too.
+
+Bulk data is written directly (server-side INSERT … SELECT generate_series; the boards by the real `rebuild`), never
+through HTTP. Phases: seed → rebuild (vs raw ZADD) → weekly close (vs bare SQL, raw ZADD) → uvicorn: standing vs a
+bare one-ZREVRANK endpoint, verdicts vs bare INSERT + ZINCRBY, intake vs bare INSERT → memory → clean-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from _common import Row, Service, load, machine_lines, only_ok, replace_block, table
+
+from rewards import migrate
+from rewards.bootstrap import bootstrap
+from rewards.clock import IsoWeek, week_of
+from rewards.config import Settings
+from rewards.db import make_engine
+from rewards.leaderboard import keys
+from rewards.leaderboard.boards import Boards
+from rewards.leaderboard.rebuild import CHUNK, rebuild, send_pipelined
+from rewards.leaderboard.scores import encode, tick_of
+from rewards.leaderboard.snapshot import close_week
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+DISTRICTS = ["城关区", "七里河区", "西固区", "安宁区", "红古区", "永登县", "皋兰县", "榆中县"]
+SEEDED_TABLES = ("citizens", "cases", "ledger_entries")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much data and load one run uses."""
+
+    citizens: int  # on every board of this week and all time (one ledger line each)
+    close_cases: int  # valid cases of last week, the week closed
+    close_citizens: int  # reporters of those cases
+    verdicts: int  # reported cases waiting for a verdict through HTTP
+    reads: int  # standing / bare requests per run (and at most `seconds` each)
+    reads_single: int  # requests at one connection (latency without queueing)
+    intake_events: int  # events sent to the webhook, 100 per batch
+    seconds: float  # time bound of every load phase
+    connections: int  # concurrent connections of the read and verdict load
+    intake_connections: int
+
+
+SIZES = {
+    "quick": Sizes(20_000, 5_000, 2_000, 300, 1_500, 200, 600, 10, 8, 2),
+    "full": Sizes(4_400_000, 350_000, 120_000, 20_000, 40_000, 1_000, 20_000, 20, 8, 2),
+}
+
+
+def rate(n: float, seconds: float) -> str:
+    """Format a rate."""
+    return f"{n / seconds:,.0f}/s" if seconds > 0 else "n/a"
+
+
+def verdict(ok: bool) -> str:
+    """Format a target check."""
+    return "**met**" if ok else "**missed**"
+
+
+# -- seeding (server-side: no rows cross the wire) -------------------------------------------------------------------
+
+
+def naive(instant: datetime) -> datetime:
+    """Return an instant as the naive UTC the schema stores."""
+    return instant.astimezone(UTC).replace(tzinfo=None)
+
+
+def seed(dsn: str, s: Sizes, now: datetime, this_week: IsoWeek, last_week: IsoWeek, tz: Any) -> None:
+    """Write citizens, last week's valid cases, this week's ledger and the reported cases; rebuild indexes after."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # replica role skips the foreign-key triggers for this session (rows are consistent by construction);
+        # secondary indexes and unique constraints are dropped and re-created after the load (one sort each)
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        saved = []
+        for table_name in SEEDED_TABLES:
+            for name, definition in conn.execute(
+                "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t"
+                " ON t.oid = c.conrelid WHERE t.relname = %s AND c.contype = 'u'",
+                (table_name,),
+            ).fetchall():
+                saved.append(f'ALTER TABLE {table_name} ADD CONSTRAINT "{name}" {definition}')
+                conn.execute(f'ALTER TABLE {table_name} DROP CONSTRAINT "{name}"')
+            for name, definition in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s"
+                " AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+                (table_name,),
+            ).fetchall():
+                saved.append(definition)
+                conn.execute(f'DROP INDEX "{name}"')
+        n, k, m, v = s.citizens, s.close_cases, s.close_citizens, s.verdicts
+        start = this_week.start(tz)
+        span = max(1, int((now - timedelta(minutes=2) - start).total_seconds()))  # this week, before now
+        p: dict[str, Any] = {
+            "n": n,
+            "d": DISTRICTS,
+            "old": naive(start - timedelta(days=90)),
+            "start": naive(start),
+            "span": span,
+            "week": str(this_week),
+            "last_start": naive(last_week.start(tz)),
+            "last": str(last_week),
+            "k_lo": n + 1,
+            "k_hi": n + k,
+            "m": m,
+            "v_lo": n + k + 1,
+            "v_hi": n + k + v,
+            "reported": naive(now - timedelta(hours=1)),
+        }
+        case_cols = "id, case_id, reporter_id, category, description, coord_system, photos, status, status_at, "
+        case_cols += "verdict, reported_at, updated_at, district"
+        steps = [
+            "INSERT INTO citizens (id, openid, name, phone, district, verified, banned, snapshot_user, created_at,"
+            " updated_at) SELECT g, 'o' || g, '市民' || g, NULL, (%(d)s::text[])[g %% 8 + 1], g %% 10 <> 0, false,"
+            " false, %(old)s, %(old)s FROM generate_series(1, %(n)s::int) g",
+            # this week: one valid case and one ledger line (1-5 points) per citizen, spread over the week so far
+            f"INSERT INTO cases ({case_cols}) SELECT g, 'B' || g, g, 'street_lamp', '', 'wgs84', '[]', 'filed', t,"
+            " 'valid', t, t, (%(d)s::text[])[g %% 8 + 1] FROM (SELECT g, %(start)s + ((g::bigint * 7919) %% %(span)s)"
+            " * interval '1 second' AS t FROM generate_series(1, %(n)s::int) g) s",
+            "INSERT INTO ledger_entries (id, citizen_id, case_pk, rule, points, week, reason, created_at)"
+            " SELECT id, reporter_id, id, 'valid_report', 1 + id %% 5, %(week)s, '有效举报', reported_at"
+            " FROM cases WHERE id <= %(n)s",
+            # last week: close_cases valid cases (1 point each) of close_citizens reporters, spread over the week
+            f"INSERT INTO cases ({case_cols}) SELECT g, 'W' || g, 1 + (g::bigint * 2654435761) %% %(m)s,"
+            " 'street_lamp', '', 'wgs84', '[]', 'filed', t, 'valid', t, t, NULL FROM (SELECT g, %(last_start)s"
+            " + ((g::bigint * 7919) %% 604800) * interval '1 second' AS t"
+            " FROM generate_series(%(k_lo)s::int, %(k_hi)s::int) g) s",
+            "INSERT INTO ledger_entries (id, citizen_id, case_pk, rule, points, week, reason, created_at)"
+            " SELECT id, reporter_id, id, 'valid_report', 1, %(last)s, '有效举报', reported_at FROM cases"
+            " WHERE id BETWEEN %(k_lo)s AND %(k_hi)s",
+            # reported cases waiting for the command center's verdict (the HTTP verdict phase)
+            f"INSERT INTO cases ({case_cols}) SELECT g, 'V' || g, 1 + (g::bigint * 40503) %% %(n)s, 'street_lamp',"
+            " '', 'wgs84', '[]', 'reported', %(reported)s, NULL, %(reported)s, %(reported)s, NULL"
+            " FROM generate_series(%(v_lo)s::int, %(v_hi)s::int) g",
+        ]
+        for step in steps:
+            conn.execute(step, p)  # type: ignore[arg-type]
+        for statement in saved:
+            conn.execute(statement)  # type: ignore[arg-type]
+        for table_name in SEEDED_TABLES:
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table_name}', 'id'), (SELECT max(id) FROM {table_name}))"
+            )  # type: ignore[arg-type]
+        conn.execute("ANALYZE")
+
+
+# -- Redis ---------------------------------------------------------------------------------------------------------
+
+
+def free_prefix(client: redis.Redis, prefix: str) -> int:
+    """UNLINK every key of the run's prefix (never DEL: big sorted sets would block the server); return the count."""
+    batch: list[Any] = []
+    freed = 0
+    for key in client.scan_iter(match=f"*{prefix}*", count=10_000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            freed += int(client.unlink(*batch))
+            batch = []
+    if batch:
+        freed += int(client.unlink(*batch))
+    return freed
+
+
+def zadd_timed(raw: redis.Redis, key: str, pairs: Sequence[tuple[Any, Any]], packed: bool) -> float:
+    """Pipelined ZADD of (member, score) pairs, CHUNK members per command, 4 commands per round trip; return seconds.
+
+    packed: hiredis packs the commands (`send_pipelined`, the rebuild's own transport); else redis-py's pipeline.
+    Only the round trips are timed, not building the argument lists.
+    """
+    spent = 0.0
+    if not pairs:
+        return spent
+    members, scores = zip(*pairs, strict=True)
+    batch: list[tuple[Any, ...]] = []
+    for i in range(0, len(pairs), CHUNK):
+        args: list[Any] = [None] * (2 * len(members[i : i + CHUNK]))
+        args[0::2], args[1::2] = scores[i : i + CHUNK], members[i : i + CHUNK]
+        batch.append(("ZADD", key, *args))
+        if len(batch) == 4 or i + CHUNK >= len(pairs):
+            start = time.perf_counter()
+            if packed:
+                send_pipelined(raw, batch)
+            else:
+                pipe = raw.pipeline(transaction=False)
+                for command in batch:
+                    pipe.execute_command(*command)
+                pipe.execute()
+            spent += time.perf_counter() - start
+            batch = []
+    return spent
+
+
+def raw_zadd_boards(raw: redis.Redis, prefix: str, gen: int) -> tuple[float, float, int, int]:
+    """Baselines of a rebuild: the same members and scores on every board of a generation, written by raw ZADD.
+
+    Each board is read back and sorted by member (the rebuild's insertion order: ascending citizen id) without
+    timing, then written twice: packed by hiredis, and through redis-py's pipeline.
+    Returns (seconds packed, seconds through redis-py, members, boards).
+    """
+    packed = plain = 0.0
+    members = 0
+    names = [n.decode() for n in raw.hkeys(keys.registry_key(prefix, gen))]  # type: ignore[union-attr]
+    for name in names:
+        key = keys.board_key(prefix, gen, name)
+        flat: list[bytes] = []
+        size = int(raw.zcard(key))  # type: ignore[arg-type]
+        for start in range(0, size, 500_000):
+            flat += raw.execute_command("ZRANGE", key, start, start + 499_999, "WITHSCORES")
+        pairs = sorted(zip(flat[0::2], flat[1::2], strict=True))  # scores stay the exact text Redis wrote
+        del flat
+        for is_packed in (True, False):
+            target = f"{{{prefix}:raw}}:{name}"
+            took = zadd_timed(raw, target, pairs, is_packed)
+            if int(raw.zcard(target)) != len(pairs):  # type: ignore[arg-type]
+                raise RuntimeError(f"raw ZADD of {name} wrote the wrong number of members")
+            raw.unlink(target)
+            if is_packed:
+                packed += took
+            else:
+                plain += took
+        members += len(pairs)
+    return packed, plain, members, len(names)
+
+
+def bare_inserts(dsn: str, sql: str, rows: Sequence[tuple[Any, ...]], connections: int) -> float:
+    """Insert rows one per transaction (autocommit) over `connections` connections in threads; return seconds."""
+    conns = [psycopg.connect(dsn, autocommit=True) for _ in range(connections)]
+    try:
+
+        def work(i: int) -> None:
+            with conns[i].cursor() as cur:
+                for row in rows[i::connections]:
+                    cur.execute(sql, row)  # type: ignore[arg-type]
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(connections) as pool:
+            list(pool.map(work, range(connections)))
+        return time.perf_counter() - start
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+# -- the run -------------------------------------------------------------------------------------------------------
+
+
+class Bench:
+    """One run: its private database, key prefix, secrets and the rows of the table."""
+
+    def __init__(self, sizes: Sizes, pg_url: str, redis_url: str) -> None:
+        self.s = sizes
+        self.run = uuid.uuid4().hex[:8]
+        self.db = f"bench_e2e_{self.run}"
+        self.admin_dsn = pg_url
+        self.dsn = pg_url.rsplit("/", 1)[0] + "/" + self.db
+        self.redis_url = redis_url
+        self.prefix = f"e2e{self.run}"
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=300)
+        self.raw = redis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=300, protocol=2)
+        self.raw.set_response_callback("ZRANGE", lambda response, **_: response)  # flat bytes: fast to read back
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-e2e-{self.run}-"))
+        self.token = f"bench-{uuid.uuid4().hex}"
+        self.secret = uuid.uuid4().hex
+        self.now = datetime.now(UTC)
+        self.tz = Settings().tz
+        self.week = week_of(self.now, self.tz)
+        self.last_week = self.week.previous()
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.versions: list[str] = []
+        self.service: Service | None = None
+        self.created = False
+        self.redis_per_citizen = 0.0
+
+    def settings(self) -> Settings:
+        """Settings of the bench process's own container (rebuild, weekly close)."""
+        return Settings(
+            database_url=self.dsn.replace("postgresql://", "postgresql+psycopg://", 1),
+            redis_url=self.redis_url,
+            leaderboard_key_prefix=self.prefix,
+            data_dir=self.tmp,
+            outbox_dir=self.tmp / "outbox",
+        )
+
+    def env(self) -> dict[str, str]:
+        """REWARDS_* variables of the uvicorn worker."""
+        s = self.settings()
+        return {
+            "REWARDS_ENVIRONMENT": "production",
+            "REWARDS_DATABASE_URL": s.database_url,
+            "REWARDS_REDIS_URL": self.redis_url,
+            "REWARDS_LEADERBOARD_KEY_PREFIX": self.prefix,
+            "REWARDS_API_TOKENS": json.dumps({self.token: {"name": "bench-validator", "role": "validator"}}),
+            "REWARDS_INTAKE_SECRET": self.secret,
+            "REWARDS_SESSION_SECRET": uuid.uuid4().hex,
+            "REWARDS_WECHAT_TOKEN": uuid.uuid4().hex,
+            "REWARDS_DATA_DIR": str(self.tmp),
+            "REWARDS_OUTBOX_DIR": str(self.tmp / "outbox"),
+            # every request comes from one loopback address: lift the per-IP limit (the limiter still runs)
+            "REWARDS_RATE_LIMIT_PER_IP": str(10**9),
+            "REWARDS_RATE_LIMIT_PER_CITIZEN": str(10**9),
+        }
+
+    def admin(self, sql: str) -> None:
+        """Run one statement on the admin database (CREATE/DROP DATABASE)."""
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def step(self, label: str, fn: Callable[[], Any]) -> Any:
+        """Run one phase and say how long it took (on stderr: stdout is the table)."""
+        print(f"[e2e] {label} …", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        result = fn()
+        print(f"[e2e] {label}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        return result
+
+    # -- phases ------------------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create and migrate the database, seed it, note the versions."""
+        self.admin(f'CREATE DATABASE "{self.db}"')
+        self.created = True
+        engine = make_engine(self.settings().database_url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        self.step("seed PostgreSQL", lambda: seed(self.dsn, self.s, self.now, self.week, self.last_week, self.tz))
+        with psycopg.connect(self.dsn) as conn:
+            pg = conn.execute("SHOW server_version").fetchone()
+            conn.execute(
+                "CREATE TABLE bench_bare_ledger (id bigserial PRIMARY KEY, citizen_id int NOT NULL, case_pk int NOT"
+                " NULL, rule varchar(32) NOT NULL, points int NOT NULL, week varchar(8) NOT NULL, reason text NOT"
+                " NULL, created_at timestamp NOT NULL, UNIQUE (case_pk, rule));"
+                " CREATE INDEX ON bench_bare_ledger (citizen_id); CREATE INDEX ON bench_bare_ledger (week);"
+                " CREATE TABLE bench_bare_inbox (id bigserial PRIMARY KEY, event_id varchar(128) NOT NULL UNIQUE,"
+                " payload text NOT NULL, received_at timestamp NOT NULL)"
+            )
+        info = self.redis.info("server")
+        self.versions = [
+            f"PostgreSQL {pg[0] if pg else '?'}, Redis {info['redis_version']}, Python {sys.version.split()[0]}",
+        ]
+
+    def boards(self) -> None:
+        """Rebuild the boards from the ledger (timed) against raw ZADD of the same members; Redis bytes/citizen."""
+        container = bootstrap(self.settings())
+        try:
+            before = int(self.redis.info("memory")["used_memory"])
+            start = time.perf_counter()
+            report = self.step("rebuild", lambda: rebuild(container))
+            built = time.perf_counter() - start
+            used = int(self.redis.info("memory")["used_memory"]) - before
+            gen = report.generation
+            for name in (keys.weekly(str(self.week)), keys.ALL_TIME):
+                on = int(self.redis.zcard(keys.board_key(self.prefix, gen, name)))  # type: ignore[arg-type]
+                if on != self.s.citizens:
+                    raise RuntimeError(f"board {name} holds {on} citizens, expected {self.s.citizens}")
+            base = self.step("raw ZADD baselines", lambda: raw_zadd_boards(self.raw, self.prefix, gen))
+            raw, plain, members, n_boards = base
+        finally:
+            container.close()
+        what = f"`rebuild` of {report.citizens:,} citizens ({report.entries:,} ledger entries, PostgreSQL → Redis:"
+        what += f" stream, fold, summaries, {n_boards} boards, swap, catch-up)"
+        same = f"raw ZADD of the same {members:,} members ({CHUNK:,} per command, 4 per round trip"
+        self.rows.append(
+            Row(
+                what,
+                f"{built:.1f} s ({rate(report.citizens, built)} citizens)",
+                same + ", packed by hiredis as the rebuild sends them)",
+                f"{raw:.1f} s",
+                f"{built / raw:.2f}× the time",
+                f"≤ 2× — {verdict(built <= 2 * raw)}",
+            )
+        )
+        self.rows.append(
+            Row("`rebuild` (as above)", f"{built:.1f} s", same + ", through redis-py's pipeline)", f"{plain:.1f} s",
+                f"{built / plain:.2f}× the time")
+        )  # fmt: skip
+        self.notes.append(f"rebuild {built:.1f} s = {built / raw:.2f}× raw ZADD {raw:.1f} s (target ≤ 2×)")
+        self.redis_per_citizen = used / report.citizens
+
+    def close(self) -> None:
+        """Close last week (timed) against the bare SQL aggregate and raw ZADD of the week's members."""
+        container = bootstrap(self.settings())
+        try:
+            start = time.perf_counter()
+            closed = close_week(container, self.last_week)
+            took = time.perf_counter() - start
+        finally:
+            container.close()
+        if not closed.created or closed.board_status != "match":
+            raise RuntimeError(f"weekly close: created={closed.created}, board {closed.board_status}")
+        start = time.perf_counter()
+        with psycopg.connect(self.dsn) as conn:
+            totals = conn.execute(
+                "SELECT citizen_id, sum(points), max(created_at) FROM ledger_entries WHERE week = %s"
+                " GROUP BY citizen_id",
+                (str(self.last_week),),
+            ).fetchall()
+        bare = time.perf_counter() - start
+        pairs = sorted(
+            (keys.member(cid).encode(), str(encode(int(p), tick_of(at.replace(tzinfo=UTC)))).encode())
+            for cid, p, at in totals
+            if p > 0
+        )
+        raw = zadd_timed(self.raw, f"{{{self.prefix}:raw}}:close", pairs, packed=True)
+        self.raw.unlink(f"{{{self.prefix}:raw}}:close")
+        what = f"{self.s.close_cases:,} valid cases, {closed.snapshot.participants:,} eligible participants"
+        self.rows.append(
+            Row(
+                f"weekly close of {self.last_week} ({what}; ledger → ranking → snapshot, Redis top compared)",
+                f"{took:.2f} s",
+                "bare SQL: the week's GROUP BY citizen totals",
+                f"{bare:.2f} s",
+                f"{took / bare:.1f}× the time",
+                f"< 5 s — {verdict(took < 5)}",
+            )
+        )
+        self.rows.append(
+            Row(
+                "weekly close (as above)",
+                f"{took:.2f} s",
+                f"raw pipelined ZADD of the week's {len(pairs):,} members",
+                f"{raw:.2f} s",
+                f"{took / raw:.1f}× the time",
+            )
+        )
+        self.notes.append(f"weekly close of {self.s.close_cases:,} cases {took:.2f} s (target < 5 s)")
+
+    def standing(self, port: int) -> None:
+        """Standing requests per second and latency against the bare one-ZREVRANK endpoint, same citizens."""
+        s = self.s
+        pick = random.Random(1).sample(range(1, s.citizens + 1), min(s.citizens, s.reads + 200))
+        auth = {"Authorization": f"Bearer {self.token}"}
+        stand = [f"/api/v1/citizens/o{cid}/standing" for cid in pick]
+        bare = [f"/bench/zrevrank/{keys.member(cid)}" for cid in pick]
+        runs: dict[str, dict[str, Any]] = {}
+        for name, paths, headers in (("bare", bare, {}), ("standing", stand, auth)):
+            for conns, count in ((s.connections, len(paths)), (1, s.reads_single + 50)):
+                spec = {"kind": "get", "paths": paths[:count], "headers": headers, "concurrency": conns}
+                result = load(port, {**spec, "max_seconds": s.seconds, "warmup": 200 if conns > 1 else 50})
+                only_ok(result, f"{name} at {conns} connection(s)")
+                runs[f"{name}{conns}"] = result
+        b, st = runs[f"bare{s.connections}"], runs[f"standing{s.connections}"]
+        ratio = st["rate"] / b["rate"]
+        n = f"{s.citizens:,} citizens on the boards"
+        self.rows.append(
+            Row(
+                f"`GET /api/v1/citizens/{{openid}}/standing` ({n}; {s.connections} connections, {st['done']:,} req)",
+                f"{st['rate']:,.0f} req/s",
+                f"bare endpoint on the same server, one ZREVRANK ({b['done']:,} req)",
+                f"{b['rate']:,.0f} req/s",
+                f"{ratio:.2f}×",
+                f"≥ 0.7× — {verdict(ratio >= 0.7)}",
+            )
+        )
+        for conns in (s.connections, 1):
+            st, b = runs[f"standing{conns}"], runs[f"bare{conns}"]
+            self.rows.append(
+                Row(
+                    f"standing latency p50 / p99 at {conns} connection{'s' if conns > 1 else ''}",
+                    f"{st['p50_ms']:.2f} / {st['p99_ms']:.2f} ms",
+                    "bare ZREVRANK endpoint",
+                    f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} ms",
+                    f"{st['p50_ms'] / b['p50_ms']:.1f}× / {st['p99_ms'] / b['p99_ms']:.1f}×",
+                )
+            )
+        self.notes.append(f"standing {ratio:.2f}× the bare endpoint's throughput (target ≥ 0.7×)")
+
+    def verdicts(self, port: int) -> None:
+        """Verdicts through HTTP (verdict → ledger commit → boards) against bare INSERT + pipelined ZINCRBY."""
+        s = self.s
+        first = s.citizens + s.close_cases + 1
+        requests = [[f"/api/v1/cases/V{g}/verdict", '{"verdict": "valid"}'] for g in range(first, first + s.verdicts)]
+        auth = {"Authorization": f"Bearer {self.token}"}
+        spec = {"kind": "post", "requests": requests, "headers": auth, "concurrency": s.connections}
+        result = load(port, {**spec, "max_seconds": s.seconds})
+        done = only_ok(result, "verdicts")
+        with psycopg.connect(self.dsn) as conn:
+            entries = conn.execute(
+                "SELECT l.id, l.citizen_id, l.case_pk FROM ledger_entries l JOIN cases c ON c.id = l.case_pk"
+                " WHERE c.case_id LIKE 'V%%'"
+            ).fetchall()
+        self.check_applied(entries, done, "verdicts")
+        rows = [(cid, pk, "valid_report", 1, str(self.week), "有效举报", naive(self.now)) for _, cid, pk in entries]
+        sql = (
+            "INSERT INTO bench_bare_ledger (citizen_id, case_pk, rule, points, week, reason, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        )
+        inserts = bare_inserts(self.dsn, sql, rows, s.connections)
+        start = time.perf_counter()
+        pipe = self.redis.pipeline(transaction=False)
+        for i, (_, cid, _) in enumerate(entries, 1):
+            pipe.zincrby(f"{{{self.prefix}:raw}}:zincrby", 1, keys.member(cid))
+            if i % 500 == 0:
+                pipe.execute()
+        pipe.execute()
+        zincr = time.perf_counter() - start
+        ours, base = done / result["seconds"], done / (inserts + zincr)
+        self.rows.append(
+            Row(
+                f"verdicts through HTTP (`POST …/verdict` → ledger commit → boards; {s.connections} connections,"
+                f" {done:,} verdicts)",
+                f"{ours:,.0f}/s (p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms)",
+                f"the same count of bare INSERT + COMMIT ({s.connections} connections) + pipelined ZINCRBY",
+                f"{base:,.0f}/s ({inserts:.2f} s + {zincr:.2f} s)",
+                f"{ours / base:.2f}×",
+            )
+        )
+
+    def check_applied(self, entries: Sequence[tuple[int, int, int]], done: int, what: str) -> None:
+        """Every answered request left one ledger entry, and every entry reached the boards (apply-once ids)."""
+        if len(entries) != done:
+            raise RuntimeError(f"{what}: {done} answered but {len(entries)} ledger entries")
+        gen = Boards(self.redis, self.settings()).generation(fresh=True)
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, cid, _ in entries:
+            pipe.hexists(keys.summary_key(self.prefix, gen, cid), str(entry_id))
+        missing = sum(1 for found in pipe.execute() if not found)
+        if missing:
+            raise RuntimeError(f"{what}: {missing} ledger entries never reached the boards")
+
+    def intake(self, port: int) -> None:
+        """Signed webhook batches of 100 events (50 reports + their 50 `filed` verdicts) against bare INSERTs."""
+        s = self.s
+        at = self.now - timedelta(minutes=3)
+        batches: list[list[dict[str, Any]]] = []
+        for b in range(s.intake_events // 100):
+            events: list[dict[str, Any]] = []
+            for j in range(50):
+                n = b * 50 + j
+                case_id, cid = f"I{self.run}-{n}", 1 + (n * 2654435761) % s.citizens
+                events.append(
+                    {
+                        "event_id": f"r-{case_id}",
+                        "type": "report.submitted",
+                        "occurred_at": at.isoformat(),
+                        "case_id": case_id,
+                        "category": "street_lamp",
+                        "description": "路灯不亮",
+                        "location": {"lat": 36.06 + j / 1e4, "lon": 103.83, "coord_system": "gcj02"},
+                        "district": DISTRICTS[cid % 8],
+                        "reporter": {"openid": f"o{cid}"},
+                    }
+                )
+                filed = {"event_id": f"f-{case_id}", "type": "case.status_changed", "case_id": case_id}
+                events.append({**filed, "occurred_at": (at + timedelta(minutes=1)).isoformat(), "status": "filed"})
+            batches.append(events)
+        spec = {"kind": "intake", "path": "/intake/v1/events", "secret": self.secret, "batches": batches}
+        result = load(port, {**spec, "concurrency": s.intake_connections, "max_seconds": s.seconds})
+        done = only_ok(result, "intake")
+        events_done = done * 100
+        if result["applied"] != events_done or result["failed"]:
+            raise RuntimeError(
+                f"intake: {result['applied']} of {events_done} events applied, {result['failed']} failed"
+            )
+        with psycopg.connect(self.dsn) as conn:
+            entries = conn.execute(
+                "SELECT l.id, l.citizen_id, l.case_pk FROM ledger_entries l JOIN cases c ON c.id = l.case_pk"
+                " WHERE c.case_id LIKE %s",
+                (f"I{self.run}-%",),
+            ).fetchall()
+        self.check_applied(entries, done * 50, "intake")
+        sent = [e for batch in batches[:done] for e in batch]
+        rows = [(e["event_id"], json.dumps(e, ensure_ascii=False), naive(self.now)) for e in sent]
+        sql = "INSERT INTO bench_bare_inbox (event_id, payload, received_at) VALUES (%s, %s, %s)"
+        inserts = bare_inserts(self.dsn, sql, rows, s.intake_connections)
+        ours, base = events_done / result["seconds"], events_done / inserts
+        self.rows.append(
+            Row(
+                f"intake events (signed webhook, batches of 100 = 50 reports + their 50 `filed`; "
+                f"{s.intake_connections} connections, {events_done:,} events)",
+                f"{ours:,.0f} events/s (p50 {result['p50_ms']:.0f} ms per batch)",
+                f"bare INSERT + COMMIT of each event's JSON ({s.intake_connections} connections)",
+                f"{base:,.0f}/s",
+                f"{ours / base:.2f}×",
+            )
+        )
+
+    def http(self) -> None:
+        """Start the service, run the HTTP phases, read the worker's peak memory, stop it."""
+        self.service = Service(self.env(), self.tmp / "uvicorn.log")
+        port = self.service.port
+        self.step("standing vs bare ZREVRANK", lambda: self.standing(port))
+        self.step("verdicts", lambda: self.verdicts(port))
+        self.step("intake", lambda: self.intake(port))
+        peak = self.service.peak_rss_mib()
+        self.service.stop()
+        self.rows.append(
+            Row("web worker peak RSS (VmHWM, 1 uvicorn worker, after every HTTP phase)", f"{peak:.0f} MiB")
+        )
+        self.rows.append(
+            Row(
+                "Redis memory per citizen (used_memory growth over the rebuild: summaries + every board)",
+                f"{self.redis_per_citizen:.0f} B",
+                f"→ {self.redis_per_citizen * 4_400_000 / 2**30:.2f} GiB at 4.4M citizens",
+            )
+        )
+
+    def cleanup(self) -> None:
+        """Stop the worker, unlink the run's keys, drop the database (each step tried even if another failed)."""
+        if self.service is not None:
+            self.service.stop()
+        try:
+            freed = free_prefix(self.redis, self.prefix)
+            print(f"[e2e] unlinked {freed:,} keys of prefix {self.prefix}", file=sys.stderr)
+        finally:
+            if self.created:
+                self.admin(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def report(bench: Bench, command: str, seconds: float) -> str:
+    """Return the markdown block: command, machine, table, targets."""
+    lines = machine_lines(bench.versions)
+    out = [
+        f"Command: `{command}` — run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s in all.",
+        "",
+        "Machine: " + "; ".join(lines) + ". Service, PostgreSQL, Redis and the load generator share this machine.",
+        "",
+        table(bench.rows),
+        "",
+        "Targets: " + "; ".join(bench.notes) + ".",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the options, run every phase, print the table (and write the docs on --full)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the same code")
+    size.add_argument("--full", action="store_true", help="4.4M citizens, 350,000 cases (the default)")
+    parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md and README.md")
+    args = parser.parse_args(argv)
+    sizes = SIZES["quick" if args.quick else "full"]
+    pg_url = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    bench = Bench(sizes, pg_url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
+    command = ".venv/bin/python bench/e2e.py " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
+    start = time.perf_counter()
+    try:
+        bench.prepare()
+        bench.step("rebuild vs raw ZADD", bench.boards)
+        bench.step("weekly close", bench.close)
+        bench.http()
+    finally:
+        bench.step("clean-up", bench.cleanup)
+    block = report(bench, command.strip(), time.perf_counter() - start)
+    print(block)
+    if not args.quick and not args.no_docs:
+        replace_block(ROOT / "docs" / "benchmarks.md", block, "# Benchmarks")
+        replace_block(ROOT / "README.md", block, "# rewards")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
