@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -73,6 +73,14 @@ def duplicate_hints(c: Container, session: Session, case: Case) -> list[dict[str
     ]
 
 
+def console_page(
+    c: Container, who: Principal, template: str, flash: str | None, error: str | None, **context: Any
+) -> HTMLResponse:
+    """Render a console page with the signed-in user, their form token and the one-line message."""
+    token = csrf_token(c.settings.session_secret, who)
+    return page(template, nav="console", who=who, csrf=token, flash=flash, error=error, **context)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(error: str | None = None) -> HTMLResponse:
     """The console sign-in form (a validator's or admin's token, exchanged for a console session cookie)."""
@@ -101,14 +109,13 @@ def queue(
                     "hints": duplicate_hints(c, session, case),
                 }
             )
-    return page(
+    return console_page(
+        c,
+        who,
         "console/queue.html",
-        nav="console",
+        flash,
+        error,
         rows=rows,
-        who=who,
-        csrf=csrf_token(c.settings.session_secret, who),
-        flash=flash,
-        error=error,
         offset=offset,
     )
 
@@ -165,15 +172,14 @@ def find_case(
             found = cases.find_case(session, case_id.strip())
             if found is None:
                 error = f"没有找到案件 {case_id}"
-    return page(
+    return console_page(
+        c,
+        who,
         "console/case.html",
-        nav="console",
+        flash,
+        error,
         case=found,
         query=case_id,
-        who=who,
-        csrf=csrf_token(c.settings.session_secret, who),
-        flash=flash,
-        error=error,
         filed_states=lc.FILED_STATES,
     )
 
@@ -201,15 +207,14 @@ def citizens(c: C, who: Validator, q: str = "", flash: str | None = None, error:
                         "banned": cit.banned,
                     }
                 )
-    return page(
+    return console_page(
+        c,
+        who,
         "console/citizens.html",
-        nav="console",
+        flash,
+        error,
         rows=rows,
         q=q,
-        who=who,
-        csrf=csrf_token(c.settings.session_secret, who),
-        flash=flash,
-        error=error,
     )
 
 
@@ -268,14 +273,13 @@ def weeks(c: C, who: Validator, flash: str | None = None, error: str | None = No
         ).all()
         pubs = {p.week: p for p in session.scalars(select(Publication))}
     rows = [{"week": w, "closed_at": at, "participants": n, "pub": pubs.get(w)} for w, at, n in snaps]
-    return page(
+    return console_page(
+        c,
+        who,
         "console/weeks.html",
-        nav="console",
+        flash,
+        error,
         rows=rows,
-        who=who,
-        csrf=csrf_token(c.settings.session_secret, who),
-        flash=flash,
-        error=error,
     )
 
 
