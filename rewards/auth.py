@@ -56,12 +56,12 @@ def require(role: str) -> Callable[[Request], Principal]:
         tokens = {t: (v.name, v.role) for t, v in container.settings.api_tokens.items()}
         token = bearer_token(request)
         principal = principal_from_token(token, tokens) if token else None
+        if token and principal is None:  # an explicit wrong credential is refused, even beside a valid session
+            raise Unauthorized("invalid token")
         if principal is None:
             session_principal = getattr(request.state, "console_principal", None)
             principal = session_principal if isinstance(session_principal, Principal) else None
         if principal is None:
-            if token:
-                raise Unauthorized("invalid token")
             raise Unauthorized("missing bearer token")
         if not principal.may(role):
             raise Forbidden(f"role {principal.role!r} may not do this (needs {role!r})")

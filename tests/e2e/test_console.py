@@ -102,3 +102,12 @@ def test_queue_shows_the_earlier_nearby_report_as_a_duplicate_hint(client) -> No
     cards = {m.group(1): m.group(2) for m in re.finditer(r'data-case-id="([^"]+)">(.*?)</section>', html, re.S)}
     assert "疑似重复" not in cards["LZ-A"] and "疑似重复" not in cards["LZ-C"]
     assert "疑似重复" in cards["LZ-B"] and 'value="LZ-A"' in cards["LZ-B"]
+
+
+def test_a_wrong_token_is_refused_even_beside_a_valid_console_session(client) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import VALIDATOR_TOKEN
+
+    r = client.post("/auth/console/login", json={"token": VALIDATOR_TOKEN})
+    assert r.status_code == 200
+    assert client.get("/api/v1/cases").status_code == 200  # the console session alone
+    assert client.get("/api/v1/cases", headers={"Authorization": "Bearer wrong"}).status_code == 401
