@@ -170,3 +170,16 @@ def client(container: Container) -> Iterator[object]:
 def auth(token: str = VALIDATOR_TOKEN) -> dict[str, str]:
     """Authorization header for a token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def cli_env(container: Container, db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment a `rewards` command reads: the test database, the real Redis, this run's key prefix."""
+    values = {
+        "REWARDS_DATABASE_URL": db_engine.url.render_as_string(hide_password=False),
+        "REWARDS_REDIS_URL": REDIS_URL,
+        "REWARDS_LEADERBOARD_KEY_PREFIX": container.settings.leaderboard_key_prefix,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values

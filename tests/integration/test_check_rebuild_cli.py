@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from rewards.bootstrap import Container
 from rewards.cli import app
 from rewards.leaderboard import keys
 from rewards.leaderboard.boards import Boards
-from tests.conftest import REDIS_URL
 from tests.integration.test_check_rebuild import award
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(container: Container, db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment a `rewards` command reads: the test database, the real Redis, this run's key prefix."""
-    values = {
-        "REWARDS_DATABASE_URL": db_engine.url.render_as_string(hide_password=False),
-        "REWARDS_REDIS_URL": REDIS_URL,
-        "REWARDS_LEADERBOARD_KEY_PREFIX": container.settings.leaderboard_key_prefix,
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-def test_check_then_rebuild_then_check(container: Container, env: dict[str, str]) -> None:
+def test_check_then_rebuild_then_check(container: Container, cli_env: dict[str, str]) -> None:
     for i in range(6):
         award(container, f"C{i}", f"o{i % 3}")
         container.clock.advance(seconds=1)  # type: ignore[attr-defined]
@@ -53,14 +37,14 @@ def test_check_then_rebuild_then_check(container: Container, env: dict[str, str]
     assert again.exit_code == 0, again.output
 
 
-def test_rebuild_refuses_while_another_runs(container: Container, env: dict[str, str]) -> None:
+def test_rebuild_refuses_while_another_runs(container: Container, cli_env: dict[str, str]) -> None:
     container.redis.set(keys.lock_key(container.settings.leaderboard_key_prefix), "other", px=60_000)
     r = runner.invoke(app, ["rebuild"])
     assert r.exit_code == 1
     assert "already running" in r.output
 
 
-def test_redis_unreachable_is_a_clear_error(container: Container, env: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_redis_unreachable_is_a_clear_error(container: Container, cli_env: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("REWARDS_REDIS_URL", "redis://127.0.0.1:1/0")
     for command in ("check", "rebuild"):
         r = runner.invoke(app, [command])

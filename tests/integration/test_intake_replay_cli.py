@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from intake_adapter.service import IntakeService
 from rewards.bootstrap import Container
 from rewards.cli import app
-from tests.conftest import REDIS_URL
 from tests.integration.test_intake_webhook import case_row, changed, inbox, ledger, submitted
 
 runner = CliRunner()
@@ -17,20 +14,7 @@ runner = CliRunner()
 PAST = {"occurred_at": "2020-03-02T10:00:00+08:00"}
 
 
-@pytest.fixture
-def env(container: Container, db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment a `rewards` command reads: the test database, the real Redis, this run's key prefix."""
-    values = {
-        "REWARDS_DATABASE_URL": db_engine.url.render_as_string(hide_password=False),
-        "REWARDS_REDIS_URL": REDIS_URL,
-        "REWARDS_LEADERBOARD_KEY_PREFIX": container.settings.leaderboard_key_prefix,
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-def test_replay_exits_1_until_the_cause_is_gone_then_0(container: Container, env: dict[str, str]) -> None:
+def test_replay_exits_1_until_the_cause_is_gone_then_0(container: Container, cli_env: dict[str, str]) -> None:
     svc = IntakeService(container)
     # C2 refers to C1 as its first report, but C1 has not arrived yet
     second = submitted("C2", 5, reporter={"openid": "o-li", "name": "李四"}, occurred_at="2020-03-02T10:05:00+08:00")
@@ -52,7 +36,7 @@ def test_replay_exits_1_until_the_cause_is_gone_then_0(container: Container, env
     assert quiet.exit_code == 0 and "replayed 0 event(s)" in quiet.output
 
 
-def test_an_event_that_can_never_apply_keeps_failing(container: Container, env: dict[str, str]) -> None:
+def test_an_event_that_can_never_apply_keeps_failing(container: Container, cli_env: dict[str, str]) -> None:
     IntakeService(container).receive([changed("C1", "archived", 10, **PAST)])
     r = runner.invoke(app, ["intake", "replay", "--max-passes", "2"])
     assert r.exit_code == 1
