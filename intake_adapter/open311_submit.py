@@ -1,4 +1,4 @@
-"""Open311 POST requests: check the api_key and turn the spec's form fields into a NewReport.
+"""Open311 POST requests: check the api_key and turn the spec's form fields into a ReportCase command.
 
 Who reported (docs/intake.md): `device_id` (or `account_id`, the same thing) carries the citizen's WeChat
 openid, as the 随手拍 mini-program sends it; without one, `email` and then `phone` identify the citizen
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from intake_adapter.open311 import Open311Error
-from rewards.cases.flows import NewReport, Reporter
+from rewards.cases.commands import ReportCase, Reporter
 from rewards.config import Settings
 
 FIELDS = frozenset(
@@ -129,7 +129,7 @@ def reporter_of(form: dict[str, str]) -> Reporter | None:
     return Reporter(openid=openid, name=name, phone=phone)
 
 
-def parse_submission(form: dict[str, str], settings: Settings, case_id: str, now: datetime) -> NewReport:
+def parse_submission(form: dict[str, str], settings: Settings, case_id: str, now: datetime) -> ReportCase:
     """Validate the spec's fields (service_code and a location required) and return the report to register."""
     code = _text(form, "service_code", 64)
     if code is None:
@@ -147,7 +147,7 @@ def parse_submission(form: dict[str, str], settings: Settings, case_id: str, now
     if lat is None and address is None:
         raise Open311Error(400, "a location is required: lat and long, or address_string")
     media = _text(form, "media_url", 1024, _URL)
-    return NewReport(
+    return ReportCase(
         case_id=case_id,
         category=code,
         reported_at=now,
@@ -157,11 +157,11 @@ def parse_submission(form: dict[str, str], settings: Settings, case_id: str, now
         lon=lon,
         coord_system="wgs84",  # the spec's lat/long are WGS-84
         address=address,
-        photos=[media] if media else [],
+        photos=(media,) if media else (),
     )
 
 
-def service_notice(report: NewReport) -> str:
+def service_notice(report: ReportCase) -> str:
     """Return the Chinese notice sent back with a new request."""
     if report.reporter is None:
         return "已收到您的匿名举报；匿名举报不计积分。"

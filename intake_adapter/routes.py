@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -14,17 +14,18 @@ from intake_adapter import auth, inbox
 from intake_adapter import open311 as o311
 from intake_adapter.open311_submit import case_id_for, check_api_key, parse_submission, service_notice, single_values
 from intake_adapter.service import IntakeService
-from rewards.bootstrap import Container
 from rewards.cases import service as cases
-from rewards.cases.flows import Actor
+from rewards.cases.commands import Actor, ReportCase
+from rewards.db import Database
+from rewards.deps import PUBLIC, ClockDep, Db, Flows, Services, SettingsDep
 from rewards.errors import DomainError
-from rewards.web.ratelimit import public_rate_limit
+from rewards.flows import CaseFlows
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 intake_router = APIRouter(prefix="/intake/v1", tags=["intake"])
 open311_router = APIRouter(prefix="/open311/v2", tags=["open311"])
-Public = [Depends(public_rate_limit)]  # the GETs are public: per IP (and per signed-in citizen), 429 with Retry-After
+Public = PUBLIC  # the GETs are public: per IP (and per signed-in citizen), 429 with Retry-After
 
 
 class PayloadTooLarge(DomainError):
@@ -48,12 +49,11 @@ async def _read_body(request: Request) -> bytes:
 
 
 @intake_router.post("/events", summary="Signed events from the city's case system (see docs/intake.md)")
-async def receive_events(request: Request) -> JSONResponse:
+async def receive_events(request: Request, c: Services) -> JSONResponse:
     """Verify the signature, store every event in the inbox and apply it; per-event results in the body."""
-    c: Container = request.app.state.container
     body = await _read_body(request)
     auth.verify(
-        secret=c.settings.intake_secret,
+        secret=c.settings.intake_secret.get_secret_value(),
         window_seconds=c.settings.intake_replay_window_seconds,
         now=c.clock.now(),
         timestamp=request.headers.get(auth.TIMESTAMP_HEADER),
@@ -61,7 +61,7 @@ async def receive_events(request: Request) -> JSONResponse:
         body=body,
     )
     events = inbox.parse_body(body)
-    outcome = await run_in_threadpool(IntakeService(c).receive, events)
+    outcome = await run_in_threadpool(IntakeService.of(c).receive, events)
     return JSONResponse(outcome.body(), status_code=outcome.status_code)
 
 
@@ -87,32 +87,25 @@ def _reply(fmt: str, data: Any, root: str, item: str | None = None, status: int 
     return Response(o311.render(fmt, data, root, item), status_code=status, media_type=o311.MEDIA_TYPES[fmt])
 
 
-def _container(request: Request) -> Container:
-    c: Container = request.app.state.container
-    return c
-
-
 @open311_router.get("/discovery.{fmt}", dependencies=Public, summary="Open311 service discovery")
-def discovery(fmt: str, request: Request) -> Response:
+def discovery(fmt: str, settings: SettingsDep) -> Response:
     """Where the endpoint is and which formats it speaks."""
     with _spec_errors(fmt):
-        return _reply(fmt, o311.discovery(_container(request).settings), "discovery")
+        return _reply(fmt, o311.discovery(settings), "discovery")
 
 
 @open311_router.get("/services.{fmt}", dependencies=Public, summary="Open311 service list (the report categories)")
-def services(fmt: str, request: Request) -> Response:
+def services(fmt: str, request: Request, settings: SettingsDep) -> Response:
     """The category table as Open311 services."""
     with _spec_errors(fmt):
-        settings = _container(request).settings
         o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), settings, fmt)
         return _reply(fmt, [o311.service_view(cat) for cat in settings.categories], "services", "service")
 
 
 @open311_router.get("/services/{service_code}.{fmt}", dependencies=Public, summary="Open311 service definition")
-def service_definition(service_code: str, fmt: str, request: Request) -> Response:
+def service_definition(service_code: str, fmt: str, request: Request, settings: SettingsDep) -> Response:
     """One service's definition (no extra attributes)."""
     with _spec_errors(fmt):
-        settings = _container(request).settings
         o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), settings, fmt)
         cat = settings.category(service_code)
         if cat is None:
@@ -121,54 +114,54 @@ def service_definition(service_code: str, fmt: str, request: Request) -> Respons
 
 
 @open311_router.get("/requests.{fmt}", dependencies=Public, summary="Open311 service requests (spec filters)")
-def list_requests(fmt: str, request: Request) -> Response:
+def list_requests(fmt: str, request: Request, db: Db, settings: SettingsDep, clock: ClockDep) -> Response:
     """Requests by id, or by service_code, date range (90 days at most) and open/closed status."""
     with _spec_errors(fmt):
-        c = _container(request)
         params = {k: request.query_params.getlist(k) for k in request.query_params}
-        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), c.settings, fmt)
-        query = o311.parse_query(params, c.settings, c.clock.now())
-        with c.read() as session:
-            rows = [o311.request_view(case, c.settings) for case in o311.find_requests(session, query)]
+        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), settings, fmt)
+        query = o311.parse_query(params, settings, clock.now())
+        with db.read() as session:
+            rows = [o311.request_view(case, settings) for case in o311.find_requests(session, query)]
         return _reply(fmt, rows, "service_requests", "request")
 
 
 @open311_router.get("/requests/{service_request_id}.{fmt}", dependencies=Public, summary="Open311 one service request")
-def show_request(service_request_id: str, fmt: str, request: Request) -> Response:
+def show_request(service_request_id: str, fmt: str, request: Request, db: Db, settings: SettingsDep) -> Response:
     """One request, as a one-element list (as the spec renders it)."""
     with _spec_errors(fmt):
-        c = _container(request)
-        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), c.settings, fmt)
-        with c.read() as session:
+        o311.check_jurisdiction(request.query_params.get("jurisdiction_id"), settings, fmt)
+        with db.read() as session:
             case = cases.find_case(session, service_request_id)
             if case is None:
                 raise o311.Open311Error(404, f"service_request_id {service_request_id!r} was not found")
-            row = o311.request_view(case, c.settings)
+            row = o311.request_view(case, settings)
         return _reply(fmt, [row], "service_requests", "request")
 
 
 @open311_router.post("/requests.{fmt}", summary="Open311 create a service request (a citizen's report)")
-async def create_request(fmt: str, request: Request) -> Response:
+async def create_request(
+    fmt: str, request: Request, db: Db, flows: Flows, settings: SettingsDep, clock: ClockDep
+) -> Response:
     """Register a report; the Idempotency-Key header makes a retried POST return the same request."""
     with _spec_errors(fmt):
-        c = _container(request)
         try:
             form_data = await request.form()
         except Exception as exc:  # malformed multipart/urlencoded bodies surface as assorted parser errors
             raise o311.Open311Error(400, f"the form could not be read: {exc}") from exc
         form = single_values([(k, v) for k, v in form_data.multi_items() if isinstance(v, str)])
-        key_index = check_api_key(form.get("api_key"), c.settings.open311_api_keys)
-        o311.check_jurisdiction(form.get("jurisdiction_id"), c.settings, fmt)
+        key_index = check_api_key(form.get("api_key"), settings.open311_api_keys)
+        o311.check_jurisdiction(form.get("jurisdiction_id"), settings, fmt)
         case_id = case_id_for(key_index, request.headers.get("idempotency-key"))
-        report = parse_submission(form, c.settings, case_id, c.clock.now())
-        created = await run_in_threadpool(_register, c, report, Actor(f"open311-key-{key_index + 1}", "open311"))
+        report = parse_submission(form, settings, case_id, clock.now())
+        actor = Actor(f"open311-key-{key_index + 1}", "open311")
+        created = await run_in_threadpool(_register, db, flows, report, actor)
         body = [{"service_request_id": case_id, "service_notice": service_notice(report), "account_id": None}]
         return _reply(fmt, body, "service_requests", "request", status=201 if created else 200)
 
 
-def _register(c: Container, report: Any, actor: Actor) -> bool:
-    with c.uow() as uow:
-        _, created = c.flows.report(uow, report, actor)
+def _register(db: Database, flows: CaseFlows, report: ReportCase, actor: Actor) -> bool:
+    with db.uow() as uow:
+        _, created = flows.report(uow, report, actor)
     return created
 
 

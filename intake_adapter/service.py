@@ -19,22 +19,32 @@ from intake_adapter import inbox
 from intake_adapter.models import APPLIED, FAILED, PENDING, InboxEvent
 from intake_adapter.results import BatchOutcome, EventResult, InboxView, ReplaySummary, failure
 from intake_adapter.schemas import ReportSubmitted, StatusChanged, parse_event
-from intake_adapter.translate import GiveVerdict, VoidCase, translate_report, translate_status
+from intake_adapter.translate import translate_report, translate_status
 from rewards.bootstrap import Container
-from rewards.cases.flows import Actor
+from rewards.cases.commands import Actor, ChangeStatus
 from rewards.cases.models import Case
-from rewards.db import UnitOfWork
+from rewards.clock import Clock
+from rewards.db import Database, UnitOfWork
 from rewards.errors import Conflict, DomainError, Invalid, Unavailable
+from rewards.flows import CaseFlows
 
 ACTOR = Actor("city-case-system", "intake")
 MAX_REPLAY_PASSES = 50
 
 
 class IntakeService:
-    """Stores, applies and replays intake events for one container."""
+    """Stores, applies and replays intake events through the case flows."""
 
-    def __init__(self, container: Container) -> None:
-        self.c = container
+    def __init__(self, db: Database, flows: CaseFlows, clock: Clock, future_tolerance_seconds: int) -> None:
+        self.db = db
+        self.flows = flows
+        self.clock = clock
+        self.future_tolerance = timedelta(seconds=future_tolerance_seconds)
+
+    @classmethod
+    def of(cls, c: Container) -> IntakeService:
+        """The intake service over an application's services."""
+        return cls(c.db, c.flows, c.clock, c.settings.intake_replay_window_seconds)
 
     def receive(self, raw_events: Sequence[object]) -> BatchOutcome:
         """Store every event, then apply the new ones oldest first, each in its own transaction."""
@@ -95,8 +105,8 @@ class IntakeService:
         if not envelopes:
             return {}
         to_apply: dict[int, int] = {}
-        with self.c.uow() as uow:
-            now = self.c.clock.now()
+        with self.db.uow() as uow:
+            now = self.clock.now()
             fresh = {i for i, env in envelopes.items() if inbox.insert_new(uow.session, env, now)}
             rows = inbox.rows_by_event_id(uow.session, [e.event_id for e in envelopes.values()])
             for i, env in envelopes.items():
@@ -134,7 +144,7 @@ class IntakeService:
         raise AssertionError("unreachable")
 
     def _apply_once(self, pk: int) -> EventResult:
-        with self.c.uow() as uow:
+        with self.db.uow() as uow:
             row = self._locked(uow, pk)
             if row.status == APPLIED:
                 return EventResult(row.event_id, "duplicate", type=row.type, case_id=row.case_id)
@@ -142,65 +152,41 @@ class IntakeService:
             self._check_not_future(event)
             result = self._execute(uow, event)
             row.status = APPLIED
-            row.applied_at = self.c.clock.now()
+            row.applied_at = self.clock.now()
             row.error = None
             row.attempts += 1
             return result
 
     def _execute(self, uow: UnitOfWork, event: ReportSubmitted | StatusChanged) -> EventResult:
-        flows, eid = self.c.flows, event.event_id
+        eid = event.event_id
         res = EventResult(eid, "applied", type=event.type, case_id=event.case_id)
         if isinstance(event, ReportSubmitted):
-            case, created = flows.report(uow, translate_report(event), ACTOR, event_id=eid)
+            case, created = self.flows.report(uow, translate_report(event), ACTOR, event_id=eid)
             res.effect, res.case_status = ("created" if created else "unchanged"), case.status
             return res
         command = translate_status(event)
         before = uow.session.scalar(select(Case.status).where(Case.case_id == event.case_id))
-        if isinstance(command, GiveVerdict):
-            case = flows.verdict(
-                uow,
-                command.case_id,
-                command.verdict,
-                ACTOR,
-                duplicate_of=command.duplicate_of,
-                reason=command.reason,
-                occurred_at=command.occurred_at,
-                department=command.department,
-                event_id=eid,
-            )
-            moved = case.status != before
-        elif isinstance(command, VoidCase):
-            when, reason = command.occurred_at, command.reason
-            case = flows.void(uow, command.case_id, reason, ACTOR, occurred_at=when, event_id=eid)
-            moved = case.status != before
-        else:
-            case, moved = flows.change_status(
-                uow,
-                command.case_id,
-                command.status,
-                ACTOR,
-                occurred_at=command.occurred_at,
-                department=command.department,
-                note=command.note,
-                event_id=eid,
-            )
+        if isinstance(command, ChangeStatus):
+            case, moved = self.flows.change_status(uow, command, ACTOR, event_id=eid)
             res.effect = "moved" if moved else "recorded"
-        res.effect = res.effect or ("moved" if moved else "unchanged")
+        else:
+            case = self.flows.handle(uow, command, ACTOR, event_id=eid)
+            res.effect = "moved" if case.status != before else "unchanged"
         res.case_status = case.status
         return res
 
     def _check_not_future(self, event: ReportSubmitted | StatusChanged) -> None:
         # an event from the future would make every real event look late and freeze the case
-        limit = self.c.clock.now() + timedelta(seconds=self.c.settings.intake_replay_window_seconds)
+        limit = self.clock.now() + self.future_tolerance
         if event.occurred_at > limit:
             raise Invalid(
                 f"occurred_at {event.occurred_at.isoformat()} is in the future "
-                f"(server time {self.c.clock.now().isoformat(timespec='seconds')})",
+                f"(server time {self.clock.now().isoformat(timespec='seconds')})",
                 code="future_event",
             )
 
     def _mark_failed(self, pk: int, exc: DomainError) -> EventResult:
-        with self.c.uow() as uow:
+        with self.db.uow() as uow:
             row = self._locked(uow, pk)
             if row.status == APPLIED:  # a concurrent request applied it meanwhile
                 return EventResult(row.event_id, "duplicate", type=row.type, case_id=row.case_id)
@@ -215,7 +201,7 @@ class IntakeService:
     def _retry_case(self, case_id: str) -> Iterable[tuple[int, EventResult]]:
         """Re-apply the case's failed events, oldest first, while that makes progress; yield the ones applied."""
         while True:
-            with self.c.read() as session:
+            with self.db.read() as session:
                 pks = session.scalars(
                     select(InboxEvent.id)
                     .where(InboxEvent.case_id == case_id, InboxEvent.status == FAILED)
@@ -239,7 +225,7 @@ class IntakeService:
         return row
 
     def _unapplied(self) -> list[int]:
-        with self.c.read() as session:
+        with self.db.read() as session:
             stmt = (
                 select(InboxEvent.id)
                 .where(InboxEvent.status.in_((FAILED, PENDING)))
@@ -248,6 +234,6 @@ class IntakeService:
             return list(session.scalars(stmt).all())
 
     def _describe(self, pk: int) -> InboxView:
-        with self.c.read() as session:
+        with self.db.read() as session:
             row = session.get_one(InboxEvent, pk)
             return InboxView(row.event_id, row.type, row.case_id, row.status, row.attempts, row.error)

@@ -1,4 +1,4 @@
-"""Pure mapping of validated intake events onto the case flows' inputs (no I/O, no decisions about points).
+"""Pure mapping of validated intake events onto the cases domain's commands (no I/O, no decisions about points).
 
 The event types are described by read-only Protocols so this module stays pure: the pydantic payloads in
 intake_adapter/schemas.py satisfy them structurally.
@@ -7,11 +7,10 @@ intake_adapter/schemas.py satisfy them structurally.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from rewards.cases.flows import NewReport, Reporter
+from rewards.cases.commands import ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
 
 SENT_BACK_NOTE = "退回重办"
 
@@ -84,43 +83,8 @@ class StatusChangedLike(Protocol):
     def note(self) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class GiveVerdict:
-    """Apply the command center's verdict (CaseFlows.verdict)."""
-
-    case_id: str
-    verdict: str
-    occurred_at: datetime
-    duplicate_of: str | None = None
-    reason: str | None = None
-    department: str | None = None
-
-
-@dataclass(frozen=True)
-class VoidCase:
-    """Void a filed case for fraud (CaseFlows.void)."""
-
-    case_id: str
-    reason: str
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class ChangeStatus:
-    """Move a case along dispatch / processing / resolve / close (CaseFlows.change_status)."""
-
-    case_id: str
-    status: str
-    occurred_at: datetime
-    department: str | None = None
-    note: str | None = None
-
-
-Command = NewReport | GiveVerdict | VoidCase | ChangeStatus
-
-
-def translate_report(event: SubmittedLike) -> NewReport:
-    """Map report.submitted onto a NewReport; an event without a reporter is an anonymous report."""
+def translate_report(event: SubmittedLike) -> ReportCase:
+    """Map report.submitted onto a ReportCase; an event without a reporter is an anonymous report."""
     reporter = None
     if event.reporter is not None:
         r = event.reporter
@@ -133,7 +97,7 @@ def translate_report(event: SubmittedLike) -> NewReport:
             snapshot_user=r.snapshot_user,
         )
     loc = event.location
-    return NewReport(
+    return ReportCase(
         case_id=event.case_id,
         category=event.category,
         reported_at=event.occurred_at,
@@ -144,7 +108,7 @@ def translate_report(event: SubmittedLike) -> NewReport:
         coord_system=loc.coord_system if loc else "wgs84",
         address=loc.address if loc else None,
         district=event.district,
-        photos=list(event.photos),
+        photos=tuple(event.photos),
     )
 
 
@@ -152,10 +116,10 @@ def translate_status(event: StatusChangedLike) -> GiveVerdict | VoidCase | Chang
     """Map case.status_changed: filed/refused are verdicts, voided a void, sent_back is processing again."""
     when = event.occurred_at
     if event.status == "filed":
-        return GiveVerdict(event.case_id, "valid", when, reason=event.note, department=event.department)
+        return GiveVerdict(event.case_id, "valid", reason=event.note, occurred_at=when, department=event.department)
     if event.status == "refused":
         verdict, dup, dept = event.verdict or "invalid", event.duplicate_of, event.department
-        return GiveVerdict(event.case_id, verdict, when, duplicate_of=dup, reason=event.note, department=dept)
+        return GiveVerdict(event.case_id, verdict, dup, event.note, when, dept)
     if event.status == "voided":
         return VoidCase(event.case_id, event.note or "", when)
     if event.status == "sent_back":

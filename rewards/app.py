@@ -10,10 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 
+from intake_adapter.routes import mount as mount_intake
+from rewards.api import cases, citizens, leaderboards, publications
 from rewards.api_errors import ERROR_RESPONSES
 from rewards.bootstrap import Container
 from rewards.errors import DomainError, TooManyRequests
 from rewards.logs import get_logger
+from rewards.web import console, routes
+from rewards.web.identity import install as install_identity
 
 log = get_logger("app")
 
@@ -32,6 +36,7 @@ def create_app(container: Container) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.container = container
+    app.state.http = container.http  # what the HTTP machinery (auth, rate limits, sessions) reads
 
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -61,30 +66,12 @@ def create_app(container: Container) -> FastAPI:
         log.warning("database unavailable: %s", type(exc).__name__)
         return JSONResponse(error_body("unavailable", "the database is unavailable, please retry"), status_code=503)
 
-    from rewards.cases.routes import citizens_router as case_history_router
-    from rewards.cases.routes import router as cases_router
-    from rewards.leaderboard.routes import router as leaderboard_router
-    from rewards.publish.routes import router as publish_router
-    from rewards.scoring.routes import router as scoring_router
-    from rewards.web.console import router as console_router
-    from rewards.web.routes import mount_static
-    from rewards.web.routes import router as web_router
-
-    app.include_router(cases_router)
-    app.include_router(scoring_router)
-    app.include_router(case_history_router)
-    app.include_router(leaderboard_router)
-    app.include_router(publish_router)
-    app.include_router(web_router)
-
-    from rewards.web.identity import install as install_identity
-
-    install_identity(app, container)  # session middleware, sign-in routes, WeChat callback
-    app.include_router(console_router)
-    mount_static(app)
-
-    from intake_adapter.routes import mount as mount_intake
-
+    for api in (cases, citizens, leaderboards, publications):
+        app.include_router(api.router)
+    app.include_router(routes.router)
+    install_identity(app, container.http.codec)  # session middleware, sign-in routes, WeChat callback
+    app.include_router(console.router)
+    routes.mount_static(app)
     mount_intake(app)
 
     @app.get("/healthz", tags=["ops"])

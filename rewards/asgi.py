@@ -12,7 +12,5 @@ from rewards.config import load_settings
 def app_factory() -> FastAPI:
     """Build the app for one worker process."""
     container = bootstrap(load_settings())
-    from rewards.startup import on_start
-
-    on_start(container)
+    container.prepare()
     return create_app(container)

@@ -1,111 +1,118 @@
-"""Composition root: builds engine, Redis, boards, publisher and clock from Settings; tests pass overrides."""
+"""Composition root: the one place that builds every concrete object from Settings; tests pass overrides.
+
+`bootstrap()` takes its collaborators as keyword arguments with production defaults (the engine and Redis from
+Settings, the system clock, the Redis boards as the after-commit sink, WeChat or the outbox as the publisher)
+and hands each service only the collaborators it uses. Services never see the Container; the edges (routes,
+commands, the scheduler process) take what they need from it.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from rewards.cases.flows import CaseFlows
 from rewards.clock import Clock, SystemClock
 from rewards.config import Settings, load_settings
-from rewards.db import Effect, FailedEffect, UnitOfWork, make_engine, make_sessionmaker, run_effects, unit_of_work
+from rewards.db import Database, Effect, UnitOfWork, make_engine
+from rewards.flows import CaseFlows
+from rewards.health import ServiceHealth
+from rewards.http.auth import Principal, TokenTable
+from rewards.http.ratelimit import RateLimiter
+from rewards.http.session import SessionCodec
+from rewards.http.state import HttpState
+from rewards.leaderboard.boards import Boards
+from rewards.leaderboard.rebuild import RebuildReport, rebuild_if_empty
+from rewards.leaderboard.service import LeaderboardService
+from rewards.leaderboard.weeks import WeekCloser
+from rewards.locks import Leases
 from rewards.logs import get_logger
-from rewards.scoring.service import EntrySink, ScoringService
+from rewards.program import Program
+from rewards.publish.port import Publisher
+from rewards.publish.scheduler import WeeklyJobs
+from rewards.publish.service import PublishService
+from rewards.publish.wechat import make_publisher
+from rewards.redis_client import make_redis
+from rewards.scoring.ports import BoardSink
+from rewards.scoring.service import ScoringService, rule_settings
 
 log = get_logger("bootstrap")
-PENDING_EFFECTS_MAX = 100_000
-
-
-def make_redis(settings: Settings) -> redis.Redis:
-    """Connect to REWARDS_REDIS_URL, or start the embedded in-process Redis when it is unset."""
-    if settings.redis_url:
-        # One quick retry, not redis-py's default backoff of several seconds: a request facing a dead Redis must
-        # fall back (stale rank, ledger answer) well inside WeChat's 5-second reply window.
-        return redis.Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=2,
-            socket_connect_timeout=0.5,
-            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-            health_check_interval=30,
-        )
-    import fakeredis
-
-    return fakeredis.FakeRedis(decode_responses=True, server=fakeredis.FakeServer(version=(7, 0)))
 
 
 @dataclass
 class Container:
-    """Everything a route, job or command needs, built once."""
+    """Every service of one process, built once; held by the edges, never handed to a service."""
 
     settings: Settings
     clock: Clock
-    engine: Engine
-    sessions: sessionmaker[Session]
+    db: Database
     redis: redis.Redis
+    boards: Boards
+    sink: BoardSink
+    program: Program
     scoring: ScoringService
     flows: CaseFlows
-    boards: Any = None
-    publisher: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    # after-commit effects that failed (Redis down): retried after later commits, so the boards converge by
-    # themselves once Redis is back; beyond the bound, `rewards rebuild` is the repair
-    pending: deque[Effect] = field(default_factory=lambda: deque(maxlen=PENDING_EFFECTS_MAX))
-    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+    leaderboard: LeaderboardService
+    closer: WeekCloser
+    publisher: Publisher
+    publishing: PublishService
+    jobs: WeeklyJobs
+    leases: Leases
+    redis_health: ServiceHealth
+    http: HttpState
+
+    @property
+    def engine(self) -> Engine:
+        """The SQL engine."""
+        return self.db.engine
 
     @contextmanager
     def uow(self) -> Iterator[UnitOfWork]:
-        """Open one transaction; failed after-commit effects are kept and retried after the next commits."""
-        with unit_of_work(self.sessions, self._effects_failed) as uow:
+        """One transaction (Database.uow)."""
+        with self.db.uow() as uow:
             yield uow
-        if self.pending:
-            self.reconcile()
-
-    def reconcile(self) -> int:
-        """Retry the pending after-commit effects in order; stop at the first failure. Return how many remain."""
-        with self._pending_lock:
-            while self.pending:
-                effect = self.pending[0]
-                if run_effects([effect]):
-                    break
-                self.pending.popleft()
-            remaining = len(self.pending)
-        if remaining == 0:
-            log.info("pending leaderboard updates applied: the boards have caught up")
-        return remaining
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """Open a read-only session."""
-        session = self.sessions()
-        try:
+        """A read-only session (Database.read)."""
+        with self.db.read() as session:
             yield session
-        finally:
-            session.close()
 
-    def _effects_failed(self, failures: list[FailedEffect]) -> None:
-        with self._pending_lock:
-            for effect, exc in failures:
-                if len(self.pending) == self.pending.maxlen:
-                    log.error("too many pending leaderboard updates: run `rewards rebuild` once Redis is back")
-                self.pending.append(effect)
-                log.warning("after-commit effect failed (ledger is committed; will retry): %r", exc)
+    @property
+    def pending(self) -> list[Effect]:
+        """After-commit effects waiting for Redis to come back."""
+        return list(self.db.pending)
+
+    def reconcile(self) -> int:
+        """Retry pending after-commit effects; return how many remain."""
+        return self.db.reconcile()
+
+    def prepare(self) -> RebuildReport | None:
+        """Prepare derived state before serving: rebuild the boards when Redis holds none (empty or flushed)."""
+        try:
+            report = rebuild_if_empty(self.db, self.boards)
+        except Exception as exc:  # derived state: serve anyway, `rewards rebuild` repairs it
+            log.warning("could not rebuild the leaderboards at start-up: %r", exc)
+            return None
+        if report is not None:
+            log.info("leaderboards rebuilt at start-up: %s citizens, %s entries", report.citizens, report.entries)
+        return report
 
     def close(self) -> None:
         """Release connections."""
-        self.engine.dispose()
+        self.db.close()
         with suppress(Exception):  # closing a dead connection is not worth failing shutdown
             self.redis.close()
+
+
+def token_table(settings: Settings) -> TokenTable:
+    """The configured API tokens and who each one authenticates."""
+    return TokenTable({token: Principal(t.name, t.role) for token, t in settings.api_tokens.items()})
 
 
 def bootstrap(
@@ -114,34 +121,42 @@ def bootstrap(
     clock: Clock | None = None,
     engine: Engine | None = None,
     redis_client: redis.Redis | None = None,
-    boards: EntrySink | None = None,
-    publisher: Any = None,
+    sink: BoardSink | None = None,
+    publisher: Publisher | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Container:
-    """Build the container; every argument overrides the part Settings would build."""
+    """Build every service; each argument overrides the part Settings would build."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
-    engine = engine or make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
+    db = Database(engine or make_engine(settings.database_url))
     client = redis_client if redis_client is not None else make_redis(settings)
-    if boards is None:
-        from rewards.leaderboard.boards import Boards
-
-        boards = Boards(client, settings)
-    if publisher is None:  # WeChat when app id + secret are set, else the outbox folder
-        from rewards.publish.wechat import make_publisher
-
-        publisher = make_publisher(settings, client)
-    scoring = ScoringService(settings, clock, boards)
-    flows = CaseFlows(settings, clock, scoring)
-    container = Container(
+    redis_health = ServiceHealth("redis")
+    boards = Boards(client, settings)
+    sink = sink if sink is not None else boards
+    program = Program(rule_settings(settings), settings.prize_table, settings.timezone)
+    scoring = ScoringService(program.rules, settings.tz, clock, sink)
+    flows = CaseFlows(settings.categories, clock, scoring, sink)
+    leases = Leases(client)
+    publisher = publisher if publisher is not None else make_publisher(settings, client)
+    closer = WeekCloser(db, clock, settings.tz, settings.timezone, program.prizes, boards)
+    publishing = PublishService(db, clock, settings, program, publisher, leases, sleep)
+    limiter = RateLimiter(client, settings, clock, redis_health)
+    return Container(
         settings=settings,
         clock=clock,
-        engine=engine,
-        sessions=sessions,
+        db=db,
         redis=client,
+        boards=boards,
+        sink=sink,
+        program=program,
         scoring=scoring,
         flows=flows,
-        boards=boards,
+        leaderboard=LeaderboardService(db, boards, clock, settings, redis_health),
+        closer=closer,
         publisher=publisher,
+        publishing=publishing,
+        jobs=WeeklyJobs(db, settings, closer, publishing, leases),
+        leases=leases,
+        redis_health=redis_health,
+        http=HttpState(settings, clock, token_table(settings), limiter, SessionCodec(settings)),
     )
-    return container

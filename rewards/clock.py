@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from rewards.errors import Invalid
+
 _WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -84,6 +86,14 @@ class IsoWeek:
         return cls(int(m.group(1)), int(m.group(2)))
 
     @classmethod
+    def from_text(cls, text: str) -> IsoWeek:
+        """Parse a week a caller sent (query, path, CLI option); Invalid (422, code invalid_week) otherwise."""
+        try:
+            return cls.parse(text)
+        except ValueError as exc:
+            raise Invalid(str(exc), code="invalid_week") from exc
+
+    @classmethod
     def of_date(cls, day: date) -> IsoWeek:
         """Return the ISO week a calendar date belongs to."""
         iso = day.isocalendar()
@@ -108,6 +118,16 @@ class IsoWeek:
     def previous(self) -> IsoWeek:
         """Return the preceding week."""
         return IsoWeek.of_date(self.monday() - timedelta(days=7))
+
+    def label(self) -> str:
+        """The week as citizens read it: 2026年第48周."""
+        return f"{self.year}年第{self.week}周"
+
+    def dates(self) -> str:
+        """Monday to Sunday as citizens read it: 11月23日—11月29日."""
+        monday = self.monday()
+        sunday = monday + timedelta(days=6)
+        return f"{monday.month}月{monday.day}日—{sunday.month}月{sunday.day}日"
 
 
 def week_of(instant: datetime, tz: tzinfo) -> IsoWeek:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rewards.errors import ConfigError
+from rewards.prizes import PrizeTable, PrizeTier
 
 Role = Literal["validator", "intake", "admin", "publisher"]
 PLACEHOLDER_PREFIX = "change-me"
@@ -29,15 +33,6 @@ class ApiToken(BaseModel):
 
     name: str = Field(min_length=1)
     role: Role
-
-
-class PrizeTier(BaseModel):
-    """A rank band [first, last] with a name and a prize value in yuan."""
-
-    first: int = Field(ge=1)
-    last: int = Field(ge=1)
-    name: str = Field(min_length=1)
-    value: int = Field(ge=0)
 
 
 DEFAULT_CATEGORIES: list[Category] = [
@@ -68,7 +63,7 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     database_url: str = "sqlite:///var/rewards.db"
-    redis_url: str | None = None  # None: embedded in-process Redis (fakeredis), rebuilt from the ledger
+    redis_url: str | None = None  # None: the embedded Redis server under data_dir, shared by every process
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
     public_base_url: str = "http://127.0.0.1:8000"
@@ -76,9 +71,7 @@ class Settings(BaseSettings):
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
 
-    # Program rules
-    first_reporter_only: bool = True
-    anonymous_earns: bool = False
+    # Program rules: each one changes what the engine does and what the published rules say (rewards/program.py)
     daily_award_limit: int | None = Field(default=None, ge=1)  # anti-spam, off by default
 
     # Leaderboards and prizes
@@ -86,7 +79,7 @@ class Settings(BaseSettings):
     leaderboard_key_prefix: str = "rw"
 
     # Intake
-    intake_secret: str = f"{PLACEHOLDER_PREFIX}-intake-secret"
+    intake_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-intake-secret")
     intake_replay_window_seconds: int = Field(default=300, ge=1)
     open311_api_keys: list[str] = Field(default_factory=list)
     duplicate_radius_m: float = Field(default=250.0, gt=0)
@@ -96,10 +89,10 @@ class Settings(BaseSettings):
 
     # Publishing
     wechat_app_id: str | None = None
-    wechat_app_secret: str | None = None
+    wechat_app_secret: SecretStr | None = None
     wechat_api_base: str = "https://api.weixin.qq.com/cgi-bin/"
-    wechat_token: str = f"{PLACEHOLDER_PREFIX}-wechat-token"
-    wechat_aes_key: str | None = None
+    wechat_token: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-wechat-token")
+    wechat_aes_key: SecretStr | None = None
     outbox_dir: Path = Path("var/outbox")
     close_cron: str = "5 0 * * mon"  # minute hour dom month dow, program time zone
     publish_cron: str = "0 10 * * mon"
@@ -108,7 +101,8 @@ class Settings(BaseSettings):
     publish_max_polls: int = Field(default=30, ge=1)  # freepublish/get polls per run before resuming later
     publish_backoff_seconds: float = Field(default=1.0, ge=0)  # first retry delay, doubled per retry (cap 60 s)
     publish_lock_seconds: int = Field(default=900, ge=10)  # per-week publish lock and scheduler job locks
-    publish_resume_minutes: int = Field(default=15, ge=1)  # scheduler sweep resuming unfinished publications
+    # scheduler sweep resuming unfinished publications (a crash, a slow WeChat, or a retry asked for in the console)
+    publish_resume_minutes: int = Field(default=1, ge=1)
     scheduler_misfire_grace_seconds: int = Field(default=3600, ge=1)
     wechat_timeout_seconds: float = Field(default=10.0, gt=0)
     wechat_article_author: str = Field(default="随手拍", max_length=16)  # WeChat: author <= 16 characters
@@ -118,7 +112,7 @@ class Settings(BaseSettings):
     leaderboard_page_path: str = "/leaderboard?week={week}"  # the H5 page the article's "阅读原文" opens
 
     # Web
-    session_secret: str = f"{PLACEHOLDER_PREFIX}-session-secret"
+    session_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-session-secret")
     dev_login: bool = False
 
     # Identity (rewards/web): WeChat OAuth endpoints are settings so tests can point them at a loopback stand-in
@@ -133,17 +127,25 @@ class Settings(BaseSettings):
     rate_limit_per_citizen: int = Field(default=60, ge=1)
     rate_limit_sign_in_per_ip: int = Field(default=20, ge=1)  # sign-in routes (token guessing, code replay)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_settings(cls, data: object) -> object:
+        # Settings that no rule enforces would let the published rules promise what the engine refuses
+        given = set(data) if isinstance(data, dict) else set()
+        for name, why in REMOVED_SETTINGS.items():
+            if name in given or f"REWARDS_{name.upper()}" in os.environ:
+                raise ValueError(f"REWARDS_{name.upper()} no longer exists: {why}")
+        return data
+
     @field_validator("wechat_aes_key")
     @classmethod
-    def _aes_key_shape(cls, value: str | None) -> str | None:
+    def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
         # WeChat's EncodingAESKey: 43 base64 characters that decode (with one "=") to a 32-byte AES key
-        import base64
-        import binascii
-
         if value is None:
             return value
+        raw = value.get_secret_value()
         try:
-            ok = len(value) == 43 and len(base64.b64decode(value + "=", validate=True)) == 32
+            ok = len(raw) == 43 and len(base64.b64decode(raw + "=", validate=True)) == 32
         except binascii.Error:
             ok = False
         if not ok:
@@ -172,22 +174,22 @@ class Settings(BaseSettings):
     @field_validator("prize_tiers")
     @classmethod
     def _tiers_are_sound(cls, value: list[PrizeTier]) -> list[PrizeTier]:
-        from rewards.leaderboard.tiers import validate_tiers
-
-        validate_tiers([(t.first, t.last, t.value) for t in value])
+        PrizeTable(value)  # raises ValueError naming the problem
         return value
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:
         if self.environment == "production":
             for name in ("intake_secret", "session_secret", "wechat_token"):
-                value = str(getattr(self, name))
+                value = getattr(self, name).get_secret_value()
                 if value.startswith(PLACEHOLDER_PREFIX) or not value.strip():  # an empty key signs for anyone
                     raise ValueError(f"REWARDS_{name.upper()} is empty or left at its placeholder in production")
             credentials = {
                 "REWARDS_API_TOKENS": list(self.api_tokens),
                 "REWARDS_OPEN311_API_KEYS": self.open311_api_keys,
-                "REWARDS_WECHAT_APP_SECRET": [self.wechat_app_secret or ""],
+                "REWARDS_WECHAT_APP_SECRET": [
+                    self.wechat_app_secret.get_secret_value() if self.wechat_app_secret else ""
+                ],
             }
             for env, values in credentials.items():
                 if any(v.startswith(PLACEHOLDER_PREFIX) for v in values):
@@ -201,19 +203,34 @@ class Settings(BaseSettings):
         """The program's time zone."""
         return ZoneInfo(self.timezone)
 
+    @property
+    def prize_table(self) -> PrizeTable:
+        """The validated prize table (tiers best first, prize places)."""
+        return PrizeTable(self.prize_tiers)
+
     def category(self, code: str) -> Category | None:
         """Return the category with this code, or None."""
         return next((c for c in self.categories if c.code == code), None)
 
 
+REMOVED_SETTINGS = {
+    "first_reporter_only": "only the first report of a problem earns, always: later ones get the verdict duplicate",
+    "anonymous_earns": "an anonymous report has no citizen to credit, so it never earns points",
+}
+SECRET_KEYED = frozenset({"api_tokens"})  # settings whose keys are themselves secrets: never echoed in errors
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build Settings from the environment; raise ConfigError naming the bad setting."""
+    """Build Settings from the environment; raise ConfigError naming the bad setting (never echoing a secret)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "settings"
-            name = f"REWARDS_{str(err['loc'][0]).upper()}" if err["loc"] else "settings"
+        for err in exc.errors(include_input=False, include_url=False):
+            parts = [str(p) for p in err["loc"]]
+            if len(parts) > 1 and parts[0] in SECRET_KEYED:
+                parts[1] = "<token>"
+            loc = ".".join(parts) or "settings"
+            name = f"REWARDS_{parts[0].upper()}" if parts else "settings"
             problems.append(f"{name} ({loc}): {err['msg']}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from exc

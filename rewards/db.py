@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,6 +20,10 @@ from sqlalchemy.types import TypeDecorator
 
 from rewards.clock import to_utc
 from rewards.errors import Unavailable
+from rewards.logs import get_logger
+
+log = get_logger("db")
+PENDING_EFFECTS_MAX = 100_000
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -149,3 +155,58 @@ def unit_of_work(
     failures = uow.run_after_commit()
     if failures and on_effect_errors is not None:
         on_effect_errors(failures)
+
+
+class Database:
+    """The SQL database: units of work (commit once, then after-commit effects) and read sessions.
+
+    After-commit effects that fail (Redis down) are kept in order and retried after later commits, so derived
+    state converges by itself once the backing service is back; beyond the bound, `rewards rebuild` repairs it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = make_sessionmaker(engine)
+        self.pending: deque[Effect] = deque(maxlen=PENDING_EFFECTS_MAX)
+        self._pending_lock = threading.Lock()
+
+    @contextmanager
+    def uow(self) -> Iterator[UnitOfWork]:
+        """Open one transaction; failed after-commit effects are kept and retried after the next commits."""
+        with unit_of_work(self.sessions, self._effects_failed) as uow:
+            yield uow
+        if self.pending:
+            self.reconcile()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Open a read-only session."""
+        session = self.sessions()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def reconcile(self) -> int:
+        """Retry the pending after-commit effects in order; stop at the first failure. Return how many remain."""
+        with self._pending_lock:
+            while self.pending:
+                if run_effects([self.pending[0]]):
+                    break
+                self.pending.popleft()
+            remaining = len(self.pending)
+        if remaining == 0:
+            log.info("pending after-commit effects applied: derived state has caught up")
+        return remaining
+
+    def _effects_failed(self, failures: list[FailedEffect]) -> None:
+        with self._pending_lock:
+            for effect, exc in failures:
+                if len(self.pending) == self.pending.maxlen:
+                    log.error("too many pending leaderboard updates: run `rewards rebuild` once Redis is back")
+                self.pending.append(effect)
+                log.warning("after-commit effect failed (ledger is committed; will retry): %r", exc)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()

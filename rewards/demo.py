@@ -12,10 +12,12 @@ from sqlalchemy import func, select
 
 from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.models import Case
 from rewards.clock import FixedClock, IsoWeek, week_of
 from rewards.db import UnitOfWork
+from rewards.flows import CaseFlows
+from rewards.scoring.service import ScoringService
 
 DISTRICTS: dict[str, tuple[float, float]] = {  # district -> (lat, lon) of its centre, GCJ-02 as WeChat maps give
     "城关区": (36.0611, 103.8343),
@@ -76,19 +78,16 @@ def seed(container: Container, plan: DemoPlan, now: datetime, progress: Callable
     for _ in range(plan.weeks):
         first = first.previous()
     clock = FixedClock(first.start(tz))
-    flows_clock = container.flows.clock
-    container.flows.clock = clock
-    container.flows.scoring.clock = clock
-    try:
-        _seed_days(container, plan, rng, clock, now, progress)
-    finally:
-        container.flows.clock = flows_clock
-        container.flows.scoring.clock = flows_clock
+    # the same flows as production, on a clock that walks through the seeded weeks
+    scoring = ScoringService(container.program.rules, tz, clock, container.sink)
+    flows = CaseFlows(container.settings.categories, clock, scoring, container.sink)
+    _seed_days(container, flows, plan, rng, clock, now, progress)
     return first
 
 
 def _seed_days(
     container: Container,
+    flows: CaseFlows,
     plan: DemoPlan,
     rng: random.Random,
     clock: FixedClock,
@@ -125,22 +124,19 @@ def _seed_days(
                 district = (who.district if who else None) or rng.choice(list(DISTRICTS))
                 lat, lon = DISTRICTS[district]
                 case_id = f"LZ{clock.now():%Y%m%d}{serial:06d}"
-                container.flows.report(
-                    uow,
-                    NewReport(
-                        case_id=case_id,
-                        category=rng.choice(categories),
-                        reported_at=clock.now(),
-                        reporter=who,
-                        description="市民随手拍上报",
-                        lat=lat + rng.uniform(-0.02, 0.02),
-                        lon=lon + rng.uniform(-0.02, 0.02),
-                        coord_system="gcj02",
-                        district=district,
-                        photos=[f"https://img.example.invalid/{case_id}.jpg"],
-                    ),
-                    CITY,
+                report = ReportCase(
+                    case_id=case_id,
+                    category=rng.choice(categories),
+                    reported_at=clock.now(),
+                    reporter=who,
+                    description="市民随手拍上报",
+                    lat=lat + rng.uniform(-0.02, 0.02),
+                    lon=lon + rng.uniform(-0.02, 0.02),
+                    coord_system="gcj02",
+                    district=district,
+                    photos=(f"https://img.example.invalid/{case_id}.jpg",),
                 )
+                flows.report(uow, report, CITY)
                 reports.append(case_id)
         clock.set(min(day_start + timedelta(hours=23, minutes=30), now - timedelta(minutes=20)))
         last_day = day == days - 1
@@ -150,27 +146,29 @@ def _seed_days(
                     break  # today's later reports wait in the validators' queue
                 roll = rng.random()
                 if roll < 0.08 and i > 0:
-                    container.flows.verdict(
-                        uow, case_id, "duplicate", VALIDATOR, duplicate_of=reports[i - 1], reason="与先前举报为同一问题"
+                    verdict = GiveVerdict(
+                        case_id, "duplicate", duplicate_of=reports[i - 1], reason="与先前举报为同一问题"
                     )
                 elif roll < 0.18:
-                    container.flows.verdict(uow, case_id, "invalid", VALIDATOR, reason="不属于城市管理范围")
+                    verdict = GiveVerdict(case_id, "invalid", reason="不属于城市管理范围")
                 else:
-                    container.flows.verdict(uow, case_id, "valid", VALIDATOR, reason="情况属实，予以立案")
-                    _progress_case(container, uow, case_id, rng, clock.now(), now)
+                    verdict = GiveVerdict(case_id, "valid", reason="情况属实，予以立案")
+                flows.verdict(uow, verdict, VALIDATOR)
+                if verdict.verdict == "valid":
+                    _progress_case(flows, uow, case_id, rng, clock.now(), now)
         if not fraud_done and day >= 3:
             with container.uow() as uow:
                 filed = uow.session.scalars(
                     select(Case.case_id).where(Case.case_id.in_(reports), Case.status.in_(lc.FILED_STATES))
                 ).first()
                 if filed is not None:
-                    container.flows.void(uow, filed, "经核查为摆拍的虚假举报", VALIDATOR)
+                    flows.void(uow, VoidCase(filed, "经核查为摆拍的虚假举报"), VALIDATOR)
                     fraud_done = True
         progress(day + 1, days)
 
 
 def _progress_case(
-    container: Container, uow: UnitOfWork, case_id: str, rng: random.Random, filed_at: datetime, now: datetime
+    flows: CaseFlows, uow: UnitOfWork, case_id: str, rng: random.Random, filed_at: datetime, now: datetime
 ) -> None:
     """Move a filed case along dispatch/processing/resolve/close, never past `now`."""
     steps = [lc.DISPATCHED, lc.PROCESSING, lc.RESOLVED, lc.CLOSED][: rng.choice((1, 2, 3, 4, 4))]
@@ -180,4 +178,4 @@ def _progress_case(
         when = when + timedelta(minutes=rng.randint(5, 25))
         if when >= now:
             break
-        container.flows.change_status(uow, case_id, status, CITY, occurred_at=when, department=department)
+        flows.change_status(uow, ChangeStatus(case_id, status, when, department=department), CITY)

@@ -75,6 +75,11 @@ def upsert_citizen(
     return citizen
 
 
+def sign_in_citizen(session: Session, openid: str, now: datetime, *, snapshot_user: bool = False) -> Citizen:
+    """Create the citizen on first sign-in; flag a WeChat snapshot-page user (is_snapshotuser=1), never unflag."""
+    return upsert_citizen(session, openid, now, snapshot_user=True if snapshot_user else None)
+
+
 def queue(session: Session, status: str, limit: int = 100, offset: int = 0) -> Sequence[Case]:
     """Return cases in a status, oldest report first (the validators' queue)."""
     stmt = select(Case).where(Case.status == status).order_by(Case.reported_at, Case.id).limit(limit).offset(offset)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any
 
 import redis
 
+from rewards.db import Database
 from rewards.leaderboard import keys, scores
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.rebuild import CHUNK, CitizenLedger, stream_ledger
@@ -40,16 +40,14 @@ class CheckReport:
         return not self.differences
 
 
-def check(container: Any) -> CheckReport:
+def check(db: Database, boards: Boards) -> CheckReport:
     """Compare Redis with the ledger; return every difference."""
-    client: redis.Redis = container.redis
-    prefix: str = container.settings.leaderboard_key_prefix
-    tz: tzinfo = container.settings.tz
-    gen = Boards(client, container.settings).generation(fresh=True)
+    client, prefix, tz = boards.redis, boards.prefix, boards.settings.tz
+    gen = boards.generation(fresh=True)
     report = CheckReport(gen)
     expected_sizes: dict[str, int] = {}  # board -> citizens the ledger places there
     present: dict[str, int] = {}  # board -> how many of those Redis holds
-    with container.read() as session:
+    with db.read() as session:
         for chunk in _chunks(stream_ledger(session)):
             report.citizens += len(chunk)
             _compare_chunk(client, prefix, gen, tz, chunk, (expected_sizes, present), report.differences)
@@ -65,7 +63,7 @@ def check(container: Any) -> CheckReport:
         if size != want:
             report.differences.append(f"board {name}: {size} citizens in Redis, {want} in the ledger")
         if size > present.get(name, 0):  # someone the ledger does not place there
-            _report_extras(container, client, prefix, gen, name, report.differences)
+            _report_extras(db, client, prefix, gen, tz, name, report.differences)
     return report
 
 
@@ -153,13 +151,15 @@ def _ids(ids: list[int], shown: int = 10) -> str:
     return text + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
-def _report_extras(container: Any, client: redis.Redis, prefix: str, gen: int, name: str, out: list[str]) -> None:
+def _report_extras(
+    db: Database, client: redis.Redis, prefix: str, gen: int, tz: tzinfo, name: str, out: list[str]
+) -> None:
     """List the members of a board that the ledger does not place on it (bounded memory: batch by batch)."""
     batch: list[tuple[str, float]] = []
 
     def flush() -> None:
         ids = [keys.citizen_of(m) for m, _ in batch]
-        with container.read() as session:
+        with db.read() as session:
             expected = {c.citizen_id: c for c in stream_ledger(session, ids)}
         for m, score in batch:
             cid = keys.citizen_of(m)
@@ -167,7 +167,6 @@ def _report_extras(container: Any, client: redis.Redis, prefix: str, gen: int, n
             placed = c is not None and name in scores.placements(scores.fold(c.lines, c.district, c.eligible))
             if not placed:
                 points, tick = scores.decode(score)
-                tz = container.settings.tz
                 out.append(f"board {name}: citizen {cid} should not be there (Redis: {_describe(points, tick, tz)})")
 
     for member, score in client.zscan_iter(keys.board_key(prefix, gen, name), count=SCAN_BATCH):

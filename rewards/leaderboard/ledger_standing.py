@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from rewards.cases.models import Citizen
 from rewards.cases.service import find_citizen
-from rewards.config import Settings
-from rewards.leaderboard.tiers import prize_places, tier_index
-from rewards.scoring.ledger import LedgerEntry, is_eligible
+from rewards.leaderboard.schemas import ScopeStandingOut, StandingOut
+from rewards.prizes import PrizeTable
+from rewards.scoring.ledger import LedgerEntry
+from rewards.scoring.rules import is_eligible
 
 NOT_VERIFIED = "未完成实名认证，暂不参与评奖"
 BANNED = "已被取消评奖资格"
@@ -28,20 +29,6 @@ class Placing:
 
     points: int
     rank: int | None
-
-
-@dataclass(frozen=True)
-class CitizenStanding:
-    """Where a citizen stands this week and all time, and how far the weekly prize list is."""
-
-    week: str
-    this_week: Placing
-    all_time: Placing
-    eligibility_note: str | None  # None: may win a prize; else why not (not verified, banned)
-    prize_rank: int | None  # rank among eligible citizens, only when on the prize list
-    prize_tier: str | None
-    points_to_prize: int | None  # points still needed to enter the prize list; None when on it or not eligible
-    prize_places: int
 
 
 def _totals(week: str | None, eligible_only: bool) -> Select[int, int, datetime]:
@@ -89,28 +76,35 @@ def points_needed(my_points: int, cutoff: int | None) -> int:
     return max(cutoff - my_points + 1, 0)
 
 
-def ledger_standing(session: Session, settings: Settings, openid: str, week: str) -> CitizenStanding | None:
+def _scope(placing: Placing) -> ScopeStandingOut:
+    return ScopeStandingOut(
+        ranked=placing.rank is not None, rank=placing.rank, points=placing.points, total=None, above=[], below=[]
+    )
+
+
+def ledger_standing(session: Session, prizes: PrizeTable, openid: str, week: str) -> StandingOut | None:
     """Return where a citizen stands, computed from the SQL ledger; None for an unknown openid."""
     citizen = find_citizen(session, openid)
     if citizen is None:
         return None
-    tiers = sorted(settings.prize_tiers, key=lambda t: t.first)
-    specs = [(t.first, t.last, t.value) for t in tiers]
-    places = prize_places(specs)
+    places = prizes.places
     eligible = is_eligible(citizen.verified, citizen.banned)
     this_week = _placing(session, citizen.id, week, eligible_only=False)
     prize_rank = _placing(session, citizen.id, week, eligible_only=True).rank if eligible else None
     on_list = prize_rank is not None and prize_rank <= places
-    tier = tier_index(prize_rank, specs) if on_list and prize_rank is not None else None
-    return CitizenStanding(
+    to_prize: int | None = None
+    if eligible:
+        to_prize = 0 if on_list else points_needed(this_week.points, _cutoff_points(session, week, places))
+    message = f"本周第 {this_week.rank} 名" if this_week.rank is not None else "本周暂未上榜，提交有效举报即可获得积分"
+    return StandingOut(
         week=week,
-        this_week=this_week,
-        all_time=_placing(session, citizen.id, None, eligible_only=False),
+        message=message,
+        weekly=_scope(this_week),
+        all_time=_scope(_placing(session, citizen.id, None, eligible_only=False)),
+        eligible=eligible,
         eligibility_note=None if eligible else (BANNED if citizen.banned else NOT_VERIFIED),
-        prize_rank=prize_rank if on_list else None,
-        prize_tier=tiers[tier].name if tier is not None else None,
-        points_to_prize=points_needed(this_week.points, _cutoff_points(session, week, places))
-        if eligible and not on_list
-        else None,
         prize_places=places,
+        prize_rank=prize_rank if on_list else None,
+        tier=prizes.tier_for(prize_rank) if on_list else None,
+        points_to_prize=to_prize,
     )

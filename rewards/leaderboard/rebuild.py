@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,18 +27,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rewards.cases.models import Citizen
+from rewards.db import Database
 from rewards.errors import Conflict
 from rewards.leaderboard import keys, scores
 from rewards.leaderboard.boards import Boards
+from rewards.locks import Lease
 from rewards.logs import get_logger
-from rewards.scoring.ledger import LedgerEntry, facts_for_entries, is_eligible
+from rewards.scoring.ledger import LedgerEntry, facts_for_entries
+from rewards.scoring.rules import is_eligible
 
 log = get_logger("leaderboard.rebuild")
 
 CHUNK = 2000  # citizens per Redis pipeline
 FETCH = 5000  # ledger rows per database fetch
 CATCH_UP_WINDOW = 10_000
-LOCK_TTL_MS = 10 * 60 * 1000  # renewed after every chunk
+LOCK_TTL_SECONDS = 10 * 60  # renewed after every chunk
 Progress = Callable[[int, int], None]  # (entries done, entries in total)
 
 
@@ -226,13 +228,11 @@ def free_generation(client: redis.Redis, prefix: str, gen: int) -> None:
         client.unlink(*batch)
 
 
-def rebuild(container: Any, progress: Progress | None = None) -> RebuildReport:
+def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> RebuildReport:
     """Rebuild every board from the ledger and swap it in atomically; raise RebuildRunning if one is running."""
-    client: redis.Redis = container.redis
-    prefix: str = container.settings.leaderboard_key_prefix
-    boards = Boards(client, container.settings)
-    token = uuid.uuid4().hex
-    if not client.set(keys.lock_key(prefix), token, nx=True, px=LOCK_TTL_MS):
+    client, prefix = boards.redis, boards.prefix
+    lock = Lease(client, keys.lock_key(prefix), LOCK_TTL_SECONDS)
+    if not lock.acquire():
         raise RebuildRunning("a rebuild of the leaderboards is already running")
     try:
         abandoned = client.get(keys.shadow_key(prefix))
@@ -240,14 +240,14 @@ def rebuild(container: Any, progress: Progress | None = None) -> RebuildReport:
             free_generation(client, prefix, int(abandoned))  # a rebuild that died before its swap
         gen = int(client.incr(keys.genseq_key(prefix)))
         client.set(keys.shadow_key(prefix), gen)
-        with container.read() as session:
+        with db.read() as session:
             total = count_entries(session)
             done = 0
 
             def on_chunk(entries: int) -> None:
                 nonlocal done
                 done += entries
-                boards.scripts.lock_renew(keys=[keys.lock_key(prefix)], args=[token, LOCK_TTL_MS])
+                lock.renew()  # the lease runs for LOCK_TTL_SECONDS from the last chunk
                 if progress is not None:
                     progress(done, max(total, done))
 
@@ -255,21 +255,22 @@ def rebuild(container: Any, progress: Progress | None = None) -> RebuildReport:
         n_boards = int(client.hlen(keys.registry_key(prefix, gen)))
         previous = int(boards.scripts.swap(keys=[keys.gen_key(prefix), keys.shadow_key(prefix)], args=[gen]))
         boards.generation(fresh=True)
-        caught_up = catch_up(container, boards, max_id - CATCH_UP_WINDOW)
+        caught_up = catch_up(db, boards, max_id - CATCH_UP_WINDOW)
         if previous != gen:
             free_generation(client, prefix, previous)
         log.info("boards rebuilt: generation %s, %s citizens, %s entries", gen, n_citizens, n_entries)
         return RebuildReport(gen, previous, n_citizens, n_entries, n_boards, caught_up)
     finally:
-        boards.scripts.lock_release(keys=[keys.lock_key(prefix)], args=[token])
+        if not lock.release():  # expired during a very slow rebuild: nothing of ours left to release
+            log.warning("the rebuild lock had expired before it was released")
 
 
-def catch_up(container: Any, boards: Boards, after_id: int) -> int:
+def catch_up(db: Database, boards: Boards, after_id: int) -> int:
     """Re-apply ledger entries with id > after_id through the apply-once script; return how many were read."""
     count = 0
     last = after_id
     while True:
-        with container.read() as session:
+        with db.read() as session:
             entries = session.scalars(
                 select(LedgerEntry).where(LedgerEntry.id > last).order_by(LedgerEntry.id).limit(FETCH)
             ).all()
@@ -280,13 +281,12 @@ def catch_up(container: Any, boards: Boards, after_id: int) -> int:
         last = entries[-1].id
 
 
-def rebuild_if_empty(container: Any) -> RebuildReport | None:
-    """Rebuild when Redis holds no boards (first start, embedded Redis, or a flushed server); else do nothing."""
-    boards = Boards(container.redis, container.settings)
+def rebuild_if_empty(db: Database, boards: Boards) -> RebuildReport | None:
+    """Rebuild when Redis holds no boards (first start, a new embedded Redis, or a flushed server); else nothing."""
     if boards.is_built():
         return None
     try:
-        return rebuild(container)
+        return rebuild(db, boards)
     except RebuildRunning:
         log.info("another process is rebuilding the boards")
         return None

@@ -7,16 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from rewards.prizes import PrizeTier
+
 BoardKind = Literal["weekly", "all-time", "district-weekly"]
-
-
-class TierOut(BaseModel):
-    """A prize tier: its rank band, name and prize value (yuan)."""
-
-    first: int
-    last: int
-    name: str
-    value: int
 
 
 class BoardRowOut(BaseModel):
@@ -28,7 +21,7 @@ class BoardRowOut(BaseModel):
     reached_at: datetime  # when the citizen reached this total (the tie-break)
     eligible: bool  # verified and not banned: may hold a prize rank
     prize_rank: int | None  # rank among eligible citizens this week (weekly boards only)
-    tier: TierOut | None
+    tier: PrizeTier | None
 
 
 class BoardPageOut(BaseModel):
@@ -75,6 +68,6 @@ class StandingOut(BaseModel):
     eligibility_note: str | None
     prize_places: int
     prize_rank: int | None
-    tier: TierOut | None
+    tier: PrizeTier | None
     points_to_prize: int | None  # 0 when in the prize list; None when not eligible
     stale: bool = False  # True: the boards are unavailable, ranks were computed from the ledger (no neighbours)

@@ -179,18 +179,6 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return old
 """
 
-# KEYS[1] lock  ARGV[1] token  ARGV[2] ttl ms  ->  1 when still ours (expiry renewed), else 0
-LOCK_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-# KEYS[1] lock  ARGV[1] token  ->  1 when released, 0 when it was not ours
-LOCK_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 @dataclass(frozen=True)
 class Scripts:
@@ -201,8 +189,6 @@ class Scripts:
     page: Any
     standing: Any
     swap: Any
-    lock_renew: Any
-    lock_release: Any
 
 
 def register(client: redis.Redis) -> Scripts:
@@ -213,6 +199,4 @@ def register(client: redis.Redis) -> Scripts:
         page=client.register_script(PAGE),
         standing=client.register_script(STANDING),
         swap=client.register_script(SWAP),
-        lock_renew=client.register_script(LOCK_RENEW),
-        lock_release=client.register_script(LOCK_RELEASE),
     )

@@ -17,6 +17,13 @@ from rewards.db import Base, UTCDateTime
 PENDING, DRAFTED, SUBMITTED, PUBLISHED, FAILED = "pending", "drafted", "submitted", "published", "failed"
 STATES = (PENDING, DRAFTED, SUBMITTED, PUBLISHED, FAILED)
 UNFINISHED = (PENDING, DRAFTED, SUBMITTED)
+STATE_LABELS = {
+    PENDING: "等待发布",
+    DRAFTED: "已建草稿，等待提交",
+    SUBMITTED: "已提交，等待微信发布",
+    PUBLISHED: "已发布",
+    FAILED: "发布失败",
+}
 
 
 class Publication(Base):

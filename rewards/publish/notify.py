@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from rewards.leaderboard.snapshot import SnapshotRow, load_closed_week
+from rewards.cases.models import Citizen
+from rewards.clock import Clock, IsoWeek
+from rewards.db import Database
+from rewards.leaderboard.snapshot import Snapshot, SnapshotRow
 from rewards.logs import get_logger
-from rewards.publish.models import Publication, WinnerNotice
+from rewards.publish.models import WinnerNotice
 from rewards.publish.port import Publisher, PublishError
-from rewards.publish.render import leaderboard_url, week_label
-
-if TYPE_CHECKING:
-    from rewards.bootstrap import Container
 
 log = get_logger("publish.notify")
 T = TypeVar("T")
@@ -36,75 +35,76 @@ def client_msg_id(week: str, citizen_id: int) -> str:
 def notice_data(row: SnapshotRow, week: str) -> dict[str, Any]:
     """Template data of a winner notice (Simplified Chinese)."""
     return {
-        "first": {"value": f"恭喜您在{week_label(week)}随手拍周榜中获奖！"},
+        "first": {"value": f"恭喜您在{IsoWeek.parse(week).label()}随手拍周榜中获奖！"},
         "keyword1": {"value": f"第{row.rank}名（{row.points}分）"},
         "keyword2": {"value": f"{row.tier} {row.prize}元"},
         "remark": {"value": "感谢您用随手拍守护城市，领奖方式将另行通知。"},
     }
 
 
-def _notice(container: Container, week: str, citizen_id: int) -> WinnerNotice:
-    with container.read() as session:
-        found = session.scalars(
-            select(WinnerNotice).where(WinnerNotice.week == week, WinnerNotice.citizen_id == citizen_id)
-        ).one_or_none()
-    if found is not None:
-        return found
-    now = container.clock.now()
-    try:
-        with container.uow() as uow:
-            uow.session.add(
-                WinnerNotice(
-                    week=week,
-                    citizen_id=citizen_id,
-                    client_msg_id=client_msg_id(week, citizen_id),
-                    state=NOTICE_PENDING,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    except IntegrityError:
-        pass  # created concurrently
-    return _notice(container, week, citizen_id)
+class WinnerNotices:
+    """Sends each winner of a published week their template message once (one record per week and citizen)."""
 
+    def __init__(self, db: Database, clock: Clock, publisher: Publisher, template_id: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.publisher = publisher
+        self.template_id = template_id
 
-def _mark(container: Container, notice_id: int, **fields: Any) -> None:
-    with container.uow() as uow:
-        notice = uow.session.get(WinnerNotice, notice_id)
-        assert notice is not None
-        for name, value in fields.items():
-            setattr(notice, name, value)
-        notice.updated_at = container.clock.now()
-
-
-def notify_winners(container: Container, publisher: Publisher, pub: Publication, call: Caller) -> int:
-    """Send each winner of a published week their notice once; return how many were sent in this run."""
-    from rewards.cases.models import Citizen
-
-    template_id = container.settings.wechat_winner_template_id
-    assert template_id
-    with container.read() as session:
-        closed = load_closed_week(session, pub.week)
-        if closed is None:
-            return 0
-        ids = [r.citizen_id for r in closed.snapshot.rows]
-        openids = dict(session.execute(select(Citizen.id, Citizen.openid).where(Citizen.id.in_(ids))).all())
-    url = leaderboard_url(container.settings, pub.week)
-    sent = 0
-    for row in closed.snapshot.rows:
-        notice = _notice(container, pub.week, row.citizen_id)
-        if notice.state != NOTICE_PENDING:
-            continue
-        openid, key, data = openids[row.citizen_id], notice.client_msg_id, notice_data(row, pub.week)
+    def _notice(self, week: str, citizen_id: int) -> WinnerNotice:
+        with self.db.read() as session:
+            found = session.scalars(
+                select(WinnerNotice).where(WinnerNotice.week == week, WinnerNotice.citizen_id == citizen_id)
+            ).one_or_none()
+        if found is not None:
+            return found
+        now = self.clock.now()
         try:
-            msgid = call(
-                "message/template/send",
-                lambda o=openid, k=key, d=data: publisher.send_template(o, template_id, d, url, k),
-            )
-        except PublishError as exc:  # one recipient's failure (e.g. 43004 not following) is recorded, not fatal
-            log.warning("winner notice %s/%s failed: %s", pub.week, row.citizen_id, exc)
-            _mark(container, notice.id, state=NOTICE_FAILED, error_code=exc.code, error_message=exc.message)
-            continue
-        _mark(container, notice.id, state=SENT, msgid=msgid)
-        sent += 1
-    return sent
+            with self.db.uow() as uow:
+                uow.session.add(
+                    WinnerNotice(
+                        week=week,
+                        citizen_id=citizen_id,
+                        client_msg_id=client_msg_id(week, citizen_id),
+                        state=NOTICE_PENDING,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # created concurrently
+        return self._notice(week, citizen_id)
+
+    def _mark(self, notice_id: int, **fields: Any) -> None:
+        with self.db.uow() as uow:
+            notice = uow.session.get(WinnerNotice, notice_id)
+            assert notice is not None
+            for name, value in fields.items():
+                setattr(notice, name, value)
+            notice.updated_at = self.clock.now()
+
+    def send(self, snapshot: Snapshot, url: str, call: Caller) -> int:
+        """Send each winner of the week their notice once; return how many were sent in this run."""
+        week = snapshot.week
+        with self.db.read() as session:
+            ids = [r.citizen_id for r in snapshot.rows]
+            openids = dict(session.execute(select(Citizen.id, Citizen.openid).where(Citizen.id.in_(ids))).all())
+        sent = 0
+        publisher, template_id = self.publisher, self.template_id
+        for row in snapshot.rows:
+            notice = self._notice(week, row.citizen_id)
+            if notice.state != NOTICE_PENDING:
+                continue
+            openid, key, data = openids[row.citizen_id], notice.client_msg_id, notice_data(row, week)
+            try:
+                msgid = call(
+                    "message/template/send",
+                    lambda o=openid, k=key, d=data: publisher.send_template(o, template_id, d, url, k),
+                )
+            except PublishError as exc:  # one recipient's failure (e.g. 43004 not following) is recorded, not fatal
+                log.warning("winner notice %s/%s failed: %s", week, row.citizen_id, exc)
+                self._mark(notice.id, state=NOTICE_FAILED, error_code=exc.code, error_message=exc.message)
+                continue
+            self._mark(notice.id, state=SENT, msgid=msgid)
+            sent += 1
+        return sent

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rewards.publish.port import PUBLISHED, PublishError, PublishStatus
-from rewards.publish.render import Article, render_page
+from rewards.publish.port import PUBLISHED, Article, PublishError, PublishStatus
+from rewards.publish.render import render_page
 
 DRAFT, DONE = "draft", "published"
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from rewards.publish.render import Article
-
 Kind = Literal["token", "transient", "ambiguous", "terminal"]
 TOKEN: Kind = "token"  # the access token is expired/invalid: refresh once, then retry
 TRANSIENT: Kind = "transient"  # nothing happened on WeChat's side: retry with backoff, a bounded number of times
@@ -37,6 +35,18 @@ def classify(errcode: int | None, http_status: int | None = None) -> Kind:
     if errcode in TRANSIENT_ERRCODES:
         return TRANSIENT
     return TERMINAL
+
+
+@dataclass(frozen=True)
+class Article:
+    """One WeChat news article as sent to draft/add (and written to the outbox)."""
+
+    week: str
+    title: str
+    author: str
+    digest: str
+    content: str
+    content_source_url: str
 
 
 class PublishError(Exception):

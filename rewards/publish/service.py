@@ -3,37 +3,45 @@
 Each id the channel returns is committed in its own transaction before the next call. A call that may have
 been carried out without us hearing back (draft/add, freepublish/submit) is marked as requested first, so a
 resumed run looks the draft or post up instead of creating a second one. Failed records are never retried
-unless someone asks (`rewards publish --retry`, POST .../publication/retry).
+unless someone asks: `rewards publish --retry` runs it at once; the console and POST .../publication/retry only
+ask (`request_retry`), and the scheduler's resume sweep runs it: a web worker never runs the state machine.
+The closed week is read once per run and handed to every step that needs it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from rewards.bootstrap import Container
+from rewards.clock import Clock
+from rewards.config import Settings
+from rewards.db import Database
 from rewards.errors import Conflict, NotFound
-from rewards.leaderboard.snapshot import Snapshot, WeeklySnapshot, load_closed_week
+from rewards.leaderboard.snapshot import Snapshot
+from rewards.leaderboard.weeks import WeeklySnapshot, load_closed_week
+from rewards.locks import Lease, Leases
 from rewards.logs import get_logger
-from rewards.publish.lock import RedisLock
+from rewards.program import Program
 from rewards.publish.models import DRAFTED, FAILED, PENDING, PUBLISHED, SUBMITTED, Publication
-from rewards.publish.notify import notify_winners
+from rewards.publish.notify import WinnerNotices
 from rewards.publish.port import (
     AMBIGUOUS,
     PUBLISH_FAILED,
     PUBLISHING,
     TERMINAL,
     TOKEN,
+    Article,
     Publisher,
     PublishError,
     PublishStatus,
 )
-from rewards.publish.render import Article, render_article
+from rewards.publish.render import leaderboard_url, render_article
 
 log = get_logger("publish")
 T = TypeVar("T")
@@ -56,46 +64,64 @@ def article_of(pub: Publication) -> Article:
     return Article(pub.week, pub.title, pub.author or "", pub.digest or "", pub.content, pub.content_source_url or "")
 
 
+@dataclass(frozen=True)
+class ClosedForPublication:
+    """A closed week as publishing needs it: the snapshot row's id and the snapshot, read once per run."""
+
+    snapshot_id: int
+    snapshot: Snapshot
+
+
 class PublishService:
-    """Runs (and resumes) the publication of closed weeks through the container's publisher."""
+    """Runs (and resumes) the publication of closed weeks through one publisher."""
 
     def __init__(
-        self, container: Container, publisher: Publisher | None = None, sleep: Callable[[float], None] = time.sleep
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        program: Program,
+        publisher: Publisher,
+        leases: Leases,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.c = container
-        self.settings = container.settings
-        self.publisher: Publisher = publisher or container.publisher
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.program = program
+        self.publisher = publisher
+        self.leases = leases
         self.sleep = sleep
 
     # ------------------------------------------------------------ records
 
     def get(self, week: str) -> Publication | None:
         """The week's publication record, or None."""
-        with self.c.read() as session:
+        with self.db.read() as session:
             return session.scalars(select(Publication).where(Publication.week == week)).one_or_none()
 
-    def _snapshot(self, week: str) -> tuple[int, Snapshot]:
-        with self.c.read() as session:
+    def _closed(self, week: str) -> ClosedForPublication:
+        with self.db.read() as session:
             closed = load_closed_week(session, week)
             sid = session.scalars(select(WeeklySnapshot.id).where(WeeklySnapshot.week == week)).one_or_none()
         if closed is None or sid is None:
             raise Conflict(
                 f"week {week} is not closed yet: run `rewards close-week --week {week}` first", code="week_not_closed"
             )
-        return sid, closed.snapshot
+        return ClosedForPublication(sid, closed.snapshot)
 
-    def _ensure(self, week: str) -> Publication:
+    def _ensure(self, closed: ClosedForPublication) -> Publication:
+        week = closed.snapshot.week
         pub = self.get(week)
         if pub is not None:
             return pub
-        snapshot_id, _ = self._snapshot(week)
-        now = self.c.clock.now()
+        now = self.clock.now()
         try:
-            with self.c.uow() as uow:
+            with self.db.uow() as uow:
                 uow.session.add(
                     Publication(
                         week=week,
-                        snapshot_id=snapshot_id,
+                        snapshot_id=closed.snapshot_id,
                         channel=self.publisher.channel,
                         state=PENDING,
                         attempts=0,
@@ -111,41 +137,63 @@ class PublishService:
 
     def _save(self, pub: Publication, **fields: Any) -> Publication:
         """Commit fields on the record in their own transaction (version-checked) and return the fresh record."""
-        with self.c.uow() as uow:
+        with self.db.uow() as uow:
             fresh = uow.session.get(Publication, pub.id)
             assert fresh is not None
             if fresh.version != pub.version:
                 raise Conflict(f"the publication of {pub.week} was changed by another process", code="publish_raced")
             for name, value in fields.items():
                 setattr(fresh, name, value)
-            fresh.updated_at = self.c.clock.now()
+            fresh.updated_at = self.clock.now()
         return fresh
 
     # ------------------------------------------------------------ entry points
 
+    def lease(self, week: str) -> Lease:
+        """The per-week publication lock."""
+        key = f"{self.settings.leaderboard_key_prefix}:publish:{week}:lock"
+        return self.leases.lease(key, self.settings.publish_lock_seconds)
+
     def publish(self, week: str, *, retry_failed: bool = False) -> Publication:
         """Publish a closed week once; resume an unfinished run; leave published and failed records alone."""
-        key = f"{self.settings.leaderboard_key_prefix}:publish:{week}:lock"
-        lock = RedisLock(self.c.redis, key, self.settings.publish_lock_seconds)
+        lock = self.lease(week)
         if not lock.acquire():
             raise Conflict(f"week {week} is being published by another process", code="publish_in_progress")
         try:
-            pub = self._ensure(week)
+            closed = self._closed(week)
+            pub = self._ensure(closed)
             if pub.state == FAILED and not retry_failed:
                 return pub  # never retried blindly: an operator decides
             if pub.state != PUBLISHED:
-                pub = self._attempt(pub, lock)
-            if (
-                pub.state == PUBLISHED
-                and pub.channel == self.publisher.channel
-                and self.settings.wechat_winner_template_id
-            ):
-                notify_winners(self.c, self.publisher, pub, self._call)
+                pub = self._attempt(pub, closed.snapshot, lock)
+            template_id = self.settings.wechat_winner_template_id
+            if pub.state == PUBLISHED and pub.channel == self.publisher.channel and template_id:
+                notices = WinnerNotices(self.db, self.clock, self.publisher, template_id)
+                notices.send(closed.snapshot, leaderboard_url(self.settings, week), self._call)
             return pub
         finally:
             lock.release()
 
-    def _attempt(self, pub: Publication, lock: RedisLock) -> Publication:
+    def request_retry(self, week: str) -> Publication:
+        """Ask for a failed publication to be retried from where it stopped; the scheduler's sweep runs it.
+
+        The record moves back to the state its stored ids allow (pending, drafted or submitted), so the resume
+        sweep picks it up under the week's lock; a web request never runs the WeChat state machine itself.
+        """
+        lock = self.lease(week)
+        if not lock.acquire():
+            raise Conflict(f"week {week} is being published by another process", code="publish_in_progress")
+        try:
+            pub = self.get(week)
+            if pub is None:
+                raise NotFound(f"week {week} has no publication")
+            if pub.state != FAILED:
+                raise Conflict(f"only a failed publication can be retried; {week} is {pub.state}", code="not_failed")
+            return self._save(pub, state=self._resume_state(pub), error_code=None, error_message=None)
+        finally:
+            lock.release()
+
+    def _attempt(self, pub: Publication, snapshot: Snapshot, lock: Lease) -> Publication:
         if pub.channel != self.publisher.channel:
             raise Conflict(
                 f"the publication of {pub.week} was started on the {pub.channel} channel; "
@@ -155,7 +203,7 @@ class PublishService:
         resume = self._resume_state(pub) if pub.state == FAILED else pub.state
         pub = self._save(pub, state=resume, attempts=pub.attempts + 1, error_code=None, error_message=None)
         try:
-            return self._run(pub, lock)
+            return self._run(pub, snapshot, lock)
         except PublishError as exc:
             log.error("publication of %s failed: errcode %s: %s", pub.week, exc.code, exc.message)
             latest = self.get(pub.week) or pub
@@ -179,7 +227,7 @@ class PublishService:
 
     # ------------------------------------------------------------ the state machine
 
-    def _run(self, pub: Publication, lock: RedisLock) -> Publication:
+    def _run(self, pub: Publication, snapshot: Snapshot, lock: Lease) -> Publication:
         p = self.publisher
         if pub.content_image_url is None:
             name, data = asset(self.settings.wechat_banner_image, "banner.png")
@@ -190,9 +238,8 @@ class PublishService:
             name, data = asset(self.settings.wechat_cover_image, "cover.jpg")
             pub = self._save(pub, thumb_media_id=self._call("material/add_material", lambda: p.add_cover(name, data)))
         if pub.content is None:
-            _, snapshot = self._snapshot(pub.week)
             try:
-                a = render_article(snapshot, self.settings, pub.content_image_url)
+                a = render_article(snapshot, self.settings, self.program, pub.content_image_url)
             except ValueError as exc:  # e.g. a leaderboard URL over WeChat's 1 KB: configuration, not WeChat
                 raise PublishError(TERMINAL, None, f"render: {exc}") from exc
             pub = self._save(
@@ -218,7 +265,7 @@ class PublishService:
         if pub.draft_requested_at is not None:  # an earlier run may have created it without hearing back
             media_id = self._call("draft/batchget", lambda: p.find_draft(article))
         if media_id is None:
-            pub = self._save(pub, draft_requested_at=self.c.clock.now())
+            pub = self._save(pub, draft_requested_at=self.clock.now())
             thumb = pub.thumb_media_id or ""
             media_id = self._call(
                 "draft/add", lambda: p.add_draft(article, thumb), reconcile=lambda: p.find_draft(article)
@@ -241,7 +288,7 @@ class PublishService:
         if pub.submit_requested_at is not None:
             publish_id = self._submitted_already(media_id, article)
         if publish_id is None:
-            pub = self._save(pub, submit_requested_at=self.c.clock.now())
+            pub = self._save(pub, submit_requested_at=self.clock.now())
             publish_id = self._call(
                 "freepublish/submit",
                 lambda: p.submit(media_id),
@@ -249,7 +296,7 @@ class PublishService:
             )
         return self._save(pub, publish_id=publish_id or None, state=SUBMITTED)
 
-    def _poll(self, pub: Publication, article: Article, lock: RedisLock) -> Publication:
+    def _poll(self, pub: Publication, article: Article, lock: Lease) -> Publication:
         p = self.publisher
         publish_id = pub.publish_id
         for poll in range(self.settings.publish_max_polls):
@@ -265,12 +312,12 @@ class PublishService:
                     state=PUBLISHED,
                     article_id=status.article_id,
                     article_url=status.url,
-                    published_at=self.c.clock.now(),
+                    published_at=self.clock.now(),
                 )
             if status.state == PUBLISH_FAILED:
                 raise PublishError(TERMINAL, status.code, status.message)
             if poll + 1 < self.settings.publish_max_polls:
-                if not lock.extend():
+                if not lock.renew():
                     log.warning("lost the publish lock of %s while polling; version checks guard the record", pub.week)
                 self.sleep(self.settings.publish_poll_seconds)
         log.info("week %s is still being published by WeChat; a later run resumes polling", pub.week)

@@ -19,8 +19,9 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
 
 from rewards.config import Settings
+from rewards.locks import Lease
 from rewards.logs import install_redaction
-from rewards.publish.lock import RedisLock
+from rewards.publish.outbox import OutboxPublisher
 from rewards.publish.port import (
     AMBIGUOUS,
     PUBLISH_FAILED,
@@ -29,12 +30,12 @@ from rewards.publish.port import (
     PUBLISHING,
     TERMINAL,
     TRANSIENT,
+    Article,
     Publisher,
     PublishError,
     PublishStatus,
     classify,
 )
-from rewards.publish.render import Article
 
 T = TypeVar("T")
 INVALID_MEDIA_ID = 40007
@@ -48,7 +49,7 @@ class TokenClient(WeChatClient):  # wechatpy is untyped
         prefix = f"{settings.leaderboard_key_prefix}:wechat"
         super().__init__(
             settings.wechat_app_id,
-            settings.wechat_app_secret,
+            settings.wechat_app_secret.get_secret_value() if settings.wechat_app_secret else None,
             session=RedisStorage(client, prefix=prefix),
             timeout=settings.wechat_timeout_seconds,
             auto_retry=False,
@@ -76,7 +77,7 @@ class TokenClient(WeChatClient):  # wechatpy is untyped
 
     def refresh(self, stale: str | None) -> None:
         """Fetch a new token unless the cache already holds one other than `stale`; one process at a time."""
-        lock = RedisLock(self._redis, self._lock_key, self._wait_seconds)
+        lock = Lease(self._redis, self._lock_key, self._wait_seconds)
         deadline = time.monotonic() + self._wait_seconds
         while True:
             current = self.session.get(self.access_token_key)
@@ -235,6 +236,4 @@ def make_publisher(settings: Settings, client: redis.Redis) -> Publisher:
     if settings.wechat_app_id and settings.wechat_app_secret:
         install_redaction()  # requests logs URLs at DEBUG, and the token URL carries the app secret
         return WeChatPublisher(settings, client)
-    from rewards.publish.outbox import OutboxPublisher
-
     return OutboxPublisher(settings.outbox_dir)

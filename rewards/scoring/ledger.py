@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from rewards.cases.models import Citizen
 from rewards.db import Base, UTCDateTime, insert_or_ignore
 from rewards.scoring.model import AwardDecision, EntryFacts
+from rewards.scoring.rules import is_eligible
 
 
 class LedgerEntry(Base):
@@ -89,11 +90,6 @@ def entry_facts(entry: LedgerEntry, district: str | None, eligible: bool) -> Ent
         created_at=entry.created_at,
         eligible=eligible,
     )
-
-
-def is_eligible(verified: bool, banned: bool) -> bool:
-    """A prize needs a verified (real-name) citizen who is not banned."""
-    return verified and not banned
 
 
 def facts_for_entries(session: Session, entries: Sequence[LedgerEntry]) -> list[EntryFacts]:

@@ -31,12 +31,30 @@ class CaseFacts:
 
 
 @dataclass(frozen=True)
-class RuleSettings:
-    """The program-rule switches and the category point table."""
+class CategoryRule:
+    """A report category as the rules see it: its code, Chinese name, group and points per valid case."""
 
-    category_points: dict[str, int]
-    anonymous_earns: bool = False
+    code: str
+    name: str
+    group: str
+    points: int
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Every scoring rule setting: the category point table and the optional daily award limit.
+
+    The same object decides awards (rules.py) and describes them to citizens (rewards/program.py), so the
+    published rules cannot promise what the engine refuses.
+    """
+
+    categories: tuple[CategoryRule, ...]
     daily_award_limit: int | None = None
+
+    @property
+    def category_points(self) -> dict[str, int]:
+        """Points per valid case, by category code."""
+        return {c.code: c.points for c in self.categories}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Scoring rules (pure): what a filed or voided case is worth. Time and counts are passed in."""
+"""Scoring rules (pure): what a filed or voided case is worth, and who may hold a prize; time and counts passed in."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ ANONYMOUS = "匿名举报不计积分"
 SNAPSHOT_USER = "未授权的快照用户不计积分"
 ZERO_CATEGORY = "该类别不计积分"
 DAILY_LIMIT = "已达到每日计分上限"
+
+
+def is_eligible(verified: bool, banned: bool) -> bool:
+    """A prize needs a verified (real-name) citizen who is not banned."""
+    return verified and not banned
 
 
 def points_for_category(category: str, settings: RuleSettings) -> int:

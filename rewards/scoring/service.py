@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
-from typing import Protocol
+from datetime import datetime, time, timedelta, tzinfo
 
 from sqlalchemy.orm import Session
 
@@ -14,23 +13,15 @@ from rewards.config import Settings
 from rewards.db import UnitOfWork
 from rewards.scoring import ledger
 from rewards.scoring.ledger import LedgerEntry
-from rewards.scoring.model import AwardDecision, CaseFacts, CitizenFacts, EntryFacts, NoAward, RuleSettings
+from rewards.scoring.model import AwardDecision, CaseFacts, CategoryRule, CitizenFacts, NoAward, RuleSettings
+from rewards.scoring.ports import BoardSink
 from rewards.scoring.rules import award_on_filing, reversal_on_void
 
 
-class EntrySink(Protocol):
-    """Where committed ledger entries go after commit (the Redis boards); must be safe to repeat."""
-
-    def apply(self, entries: Sequence[EntryFacts]) -> None:
-        """Apply each entry exactly once, keyed by its entry_id."""
-        ...
-
-
 def rule_settings(settings: Settings) -> RuleSettings:
-    """Return the rule switches and the category point table from Settings."""
+    """Return every scoring rule setting (category table, daily limit) from Settings."""
     return RuleSettings(
-        category_points={c.code: c.points for c in settings.categories},
-        anonymous_earns=settings.anonymous_earns,
+        categories=tuple(CategoryRule(c.code, c.name, c.group, c.points) for c in settings.categories),
         daily_award_limit=settings.daily_award_limit,
     )
 
@@ -50,11 +41,11 @@ def case_facts(case: Case) -> CaseFacts:
 class ScoringService:
     """Writes awards and reversals idempotently; the boards learn of them only after commit."""
 
-    def __init__(self, settings: Settings, clock: Clock, sink: EntrySink | None = None) -> None:
-        self.settings = settings
+    def __init__(self, rules: RuleSettings, tz: tzinfo, clock: Clock, sink: BoardSink) -> None:
+        self.rules = rules
+        self.tz = tz
         self.clock = clock
         self.sink = sink
-        self.rules = rule_settings(settings)
 
     def award_filed(self, uow: UnitOfWork, case: Case) -> LedgerEntry | NoAward | None:
         """Award a case filed as valid; None when it was already awarded (replay)."""
@@ -62,9 +53,7 @@ class ScoringService:
         facts = case_facts(case)
         awards_today = 0
         if self.rules.daily_award_limit is not None and facts.reporter is not None:
-            tz = self.settings.tz
-            day = local_day(now, tz)
-            start = datetime.combine(day, time.min, tzinfo=tz)
+            start = datetime.combine(local_day(now, self.tz), time.min, tzinfo=self.tz)
             awards_today = ledger.count_awards_on_day(
                 uow.session, facts.reporter.citizen_id, start, start + timedelta(days=1)
             )
@@ -83,8 +72,8 @@ class ScoringService:
 
     def _write(self, uow: UnitOfWork, decision: AwardDecision) -> LedgerEntry | None:
         now = self.clock.now()
-        entry = ledger.insert_entry(uow.session, decision, str(week_of(now, self.settings.tz)), now)
-        if entry is not None and self.sink is not None:
+        entry = ledger.insert_entry(uow.session, decision, str(week_of(now, self.tz)), now)
+        if entry is not None:
             facts = ledger.facts_for_entries(uow.session, [entry])
             sink = self.sink
             uow.after_commit(lambda: sink.apply(facts))

@@ -13,21 +13,24 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rewards.auth import Principal, require
 from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
+from rewards.cases.commands import Actor, GiveVerdict, SetBan, VoidCase
 from rewards.cases.duplicates import find_duplicates
-from rewards.cases.flows import Actor
 from rewards.cases.models import AuditEntry, Case, Citizen
-from rewards.deps import container
+from rewards.deps import Services
 from rewards.errors import DomainError, Forbidden, Unauthorized
+from rewards.http.auth import Principal, require
+from rewards.leaderboard.weeks import WeeklySnapshot
 from rewards.masking import mask_name, mask_phone
+from rewards.publish.models import STATE_LABELS, Publication
 from rewards.web.templating import page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-C = Annotated[Container, Depends(container)]
+C = Services
 _require_validator = require("validator")
+VERDICT_LABELS = {"valid": "有效，已立案", "invalid": "无效，不予立案", "duplicate": "重复举报"}
 
 
 def console_user(request: Request) -> Principal:
@@ -50,7 +53,7 @@ def csrf_token(secret: str, principal: Principal) -> str:
 
 def check_csrf(c: Container, who: Principal, token: str) -> None:
     """Refuse a console form post whose token does not match the signed-in user (403)."""
-    if not hmac.compare_digest(csrf_token(c.settings.session_secret, who), token):
+    if not hmac.compare_digest(csrf_token(c.http.codec.secret, who), token):
         raise Forbidden("invalid form token; reload the page and try again")
 
 
@@ -77,7 +80,7 @@ def console_page(
     c: Container, who: Principal, template: str, flash: str | None, error: str | None, **context: Any
 ) -> HTMLResponse:
     """Render a console page with the signed-in user, their form token and the one-line message."""
-    token = csrf_token(c.settings.session_secret, who)
+    token = csrf_token(c.http.codec.secret, who)
     return page(template, nav="console", who=who, csrf=token, flash=flash, error=error, **context)
 
 
@@ -132,19 +135,19 @@ def verdict(
 ) -> RedirectResponse:
     """Give a verdict from the console."""
     check_csrf(c, who, csrf)
+    # the form pre-fills "重复于" with the first report nearby; it only means something for the verdict duplicate
+    command = GiveVerdict(
+        case_id,
+        verdict,
+        duplicate_of=(duplicate_of.strip() or None) if verdict == "duplicate" else None,
+        reason=reason.strip() or None,
+    )
     try:
         with c.uow() as uow:
-            c.flows.verdict(
-                uow,
-                case_id,
-                verdict,
-                Actor(who.name, "console"),
-                duplicate_of=duplicate_of.strip() or None,
-                reason=reason.strip() or None,
-            )
+            c.flows.verdict(uow, command, Actor(who.name, "console"))
     except DomainError as exc:
         return back("/console", f"{case_id}：{exc.message}", error=True)
-    return back("/console", f"{case_id} 已处理：{verdict}")
+    return back("/console", f"{case_id} 已处理：{VERDICT_LABELS.get(verdict, verdict)}")
 
 
 @router.post("/cases/{case_id}/void")
@@ -155,7 +158,7 @@ def void(
     check_csrf(c, who, csrf)
     try:
         with c.uow() as uow:
-            c.flows.void(uow, case_id, reason, Actor(who.name, "console"))
+            c.flows.void(uow, VoidCase(case_id, reason), Actor(who.name, "console"))
     except DomainError as exc:
         return back("/console/cases", f"{case_id}：{exc.message}", error=True)
     return back("/console/cases", f"{case_id} 已作废，积分已扣回")
@@ -245,7 +248,7 @@ def ban(
             cit = uow.session.get(Citizen, citizen_id)
             if cit is None:
                 return back("/console/citizens", "没有这位市民", error=True)
-            c.flows.set_banned(uow, cit.openid, banned, reason, Actor(who.name, "console"))
+            c.flows.set_banned(uow, SetBan(cit.openid, banned, reason), Actor(who.name, "console"))
     except DomainError as exc:
         return back("/console/citizens", exc.message, error=True)
     return back("/console/citizens", f"市民 #{citizen_id} 已{'取消资格' if banned else '恢复资格'}")
@@ -262,9 +265,6 @@ def audit(c: C, who: Validator, request: Request) -> HTMLResponse:
 @router.get("/weeks", response_class=HTMLResponse)
 def weeks(c: C, who: Validator, flash: str | None = None, error: str | None = None) -> HTMLResponse:
     """Every closed week with its publication state, error and a retry button for failed ones."""
-    from rewards.leaderboard.snapshot import WeeklySnapshot
-    from rewards.publish.models import Publication
-
     with c.read() as session:
         snaps = session.execute(
             select(WeeklySnapshot.week, WeeklySnapshot.closed_at, WeeklySnapshot.participants)
@@ -280,19 +280,18 @@ def weeks(c: C, who: Validator, flash: str | None = None, error: str | None = No
         flash,
         error,
         rows=rows,
+        state_labels=STATE_LABELS,
     )
 
 
 @router.post("/weeks/{week}/retry")
 def retry_week(week: str, c: C, who: Validator, csrf: Annotated[str, Form()]) -> RedirectResponse:
-    """Retry a failed publication from where it stopped (an explicit operator action, audited)."""
-    from rewards.publish.service import PublishService
-
+    """Ask for a failed publication to be retried from where it stopped (audited); the scheduler runs it."""
     check_csrf(c, who, csrf)
     try:
-        pub = PublishService(c).retry(week)
+        pub = c.publishing.request_retry(week)
     except DomainError as exc:
         return back("/console/weeks", f"{week}：{exc.message}", error=True)
     with c.uow() as uow:
-        cases.audit(uow.session, c.clock.now(), who.name, "publish:retry", week, pub.state)
-    return back("/console/weeks", f"{week} 重试结果：{pub.state}")
+        cases.audit(uow.session, c.clock.now(), who.name, "publish:retry-requested", week, pub.state)
+    return back("/console/weeks", f"{week} 已安排重新发布，进度见下表（每分钟自动续发）")

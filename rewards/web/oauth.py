@@ -21,26 +21,23 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from rewards.bootstrap import Container
+from rewards.cases.service import audit, sign_in_citizen
 from rewards.config import Settings
-from rewards.deps import container
+from rewards.deps import Codec, Services
 from rewards.errors import BadRequest, NotFound, Unauthorized, Unavailable
-from rewards.logs import RedactSecrets as RedactSecrets  # re-exported: it used to live here
-from rewards.logs import get_logger, install_redaction
-from rewards.web.identity import sign_in_citizen
-from rewards.web.ratelimit import rate_limited
-from rewards.web.session import (
+from rewards.http.ratelimit import rate_limited
+from rewards.http.session import (
     CitizenSession,
     clear_cookies,
-    codec_of,
     secure_cookies,
     set_citizen_cookie,
     set_console_cookie,
 )
+from rewards.logs import get_logger, install_redaction
 
 log = get_logger("oauth")
 router = APIRouter(tags=["identity"])
-C = Annotated[Container, Depends(container)]
+C = Services
 SignInLimit = Depends(rate_limited("sign_in", sign_in=True))
 
 STATE_COOKIE = "rw_oauth"
@@ -81,7 +78,7 @@ def state_matches(secret: str, state: str, nonce: str) -> bool:
 
 
 def _state_serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.session_secret, salt="rewards.oauth.state")
+    return URLSafeTimedSerializer(settings.session_secret.get_secret_value(), salt="rewards.oauth.state")
 
 
 def authorize_url(settings: Settings, state: str) -> str:
@@ -103,7 +100,7 @@ def exchange_code(settings: Settings, code: str) -> tuple[str, bool]:
     install_redaction()
     params = {
         "appid": settings.wechat_app_id,
-        "secret": settings.wechat_app_secret,
+        "secret": settings.wechat_app_secret.get_secret_value(),
         "code": code,
         "grant_type": "authorization_code",
     }
@@ -132,7 +129,8 @@ def wechat_login(c: C, next: Annotated[str | None, Query(max_length=512)] = None
     """Start WeChat sign-in: remember where to return, redirect to WeChat's authorize page."""
     target = safe_next(next)
     nonce = secrets.token_hex(16)
-    response = RedirectResponse(authorize_url(c.settings, make_state(c.settings.session_secret, nonce)), 302)
+    secret = c.settings.session_secret.get_secret_value()
+    response = RedirectResponse(authorize_url(c.settings, make_state(secret, nonce)), 302)
     response.set_cookie(
         STATE_COOKIE,
         _state_serializer(c.settings).dumps({"n": nonce, "next": target}),
@@ -149,6 +147,7 @@ def wechat_login(c: C, next: Annotated[str | None, Query(max_length=512)] = None
 def wechat_callback(
     request: Request,
     c: C,
+    codec: Codec,
     code: Annotated[str | None, Query(max_length=256)] = None,
     state: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
@@ -163,7 +162,8 @@ def wechat_callback(
         except BadSignature:
             remembered = None
     nonce = remembered.get("n") if isinstance(remembered, dict) else None
-    if not isinstance(nonce, str) or not state or not state_matches(c.settings.session_secret, state, nonce):
+    secret = c.settings.session_secret.get_secret_value()
+    if not isinstance(nonce, str) or not state or not state_matches(secret, state, nonce):
         raise BadRequest("sign-in state does not match this browser (expired or forged), retry", code="bad_state")
     target = safe_next(remembered.get("next"))
     openid, snapshot = exchange_code(c.settings, code)
@@ -173,7 +173,7 @@ def wechat_callback(
     response.delete_cookie(
         STATE_COOKIE, path="/auth/wechat", httponly=True, samesite="lax", secure=secure_cookies(c.settings)
     )
-    set_citizen_cookie(response, codec_of(c), CitizenSession(openid))
+    set_citizen_cookie(response, codec, CitizenSession(openid))
     return response
 
 
@@ -184,6 +184,7 @@ def wechat_callback(
 )
 def dev_login(
     c: C,
+    codec: Codec,
     openid: Annotated[str, Query(min_length=1, max_length=128)],
     next: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
@@ -198,7 +199,7 @@ def dev_login(
         sign_in_citizen(uow.session, openid, c.clock.now())
     log.warning("DEVELOPMENT sign-in used (REWARDS_DEV_LOGIN is on; never in production)")
     response = RedirectResponse(target, 303)
-    set_citizen_cookie(response, codec_of(c), CitizenSession(openid, dev=True))
+    set_citizen_cookie(response, codec, CitizenSession(openid, dev=True))
     return response
 
 
@@ -224,22 +225,20 @@ async def _posted_token(request: Request) -> str | None:
 
 
 @router.post("/auth/console/login", dependencies=[SignInLimit])
-async def console_login(request: Request, c: C) -> Response:
+async def console_login(request: Request, c: C, codec: Codec) -> Response:
     """Open a console session: post a validator's or admin's bearer token once (header, JSON or form `token`)."""
     token = await _posted_token(request)
     if token is None:
         raise Unauthorized("post a bearer token (Authorization header, or a `token` field)")
-    session = codec_of(c).console_session_for(token)
+    session = codec.console_session_for(token)
     if session is None:
         raise Unauthorized("unknown token, or its role may not use the console")
     with c.uow() as uow:
-        from rewards.cases.service import audit
-
         audit(uow.session, c.clock.now(), session.name, "console_sign_in", session.role)
     response: Response = JSONResponse({"name": session.name, "role": session.role})
     if _is_form(request):  # a browser's sign-in form: go to the console (POST/redirect/GET)
         response = RedirectResponse("/console", status_code=303)
-    set_console_cookie(response, codec_of(c), session)
+    set_console_cookie(response, codec, session)
     return response
 
 

@@ -5,24 +5,27 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
-from rewards.bootstrap import Container
-from rewards.cases import history
 from rewards.cases import service as cases
-from rewards.deps import container
+from rewards.clock import IsoWeek
+from rewards.deps import PUBLIC, Closer, Db, Leaderboard, ProgramDep, Publishing, SettingsDep
 from rewards.errors import DomainError, Unavailable
-from rewards.leaderboard import service as boards
-from rewards.leaderboard.snapshot import WeeklySnapshot
-from rewards.program import category_points, rule_lines
-from rewards.web.ratelimit import public_rate_limit
+from rewards.leaderboard.service import LeaderboardService
+from rewards.leaderboard.weeks import WeeklySnapshot
+from rewards.publish.models import PUBLISHED, UNFINISHED
+from rewards.publish.outbox import data_uri
+from rewards.publish.port import PublishError
+from rewards.publish.render import render_article, render_missing, render_page
+from rewards.publish.service import article_of, asset
+from rewards.scoring import history
 from rewards.web.templating import STATIC, page
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(public_rate_limit)])
-C = Annotated[Container, Depends(container)]
+router = APIRouter(include_in_schema=False, dependencies=PUBLIC)
+STATUS_TEXT = {PUBLISHED: "已发布"} | dict.fromkeys(UNFINISHED, "发布中")
 DISTRICTS_HINT = ("城关区", "七里河区", "西固区", "安宁区", "红古区", "永登县", "皋兰县", "榆中县")
 
 
@@ -38,16 +41,22 @@ def home() -> Response:
 
 
 @router.get("/me", response_class=HTMLResponse)
-def me(request: Request, c: C, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> Response:
+def me(
+    request: Request,
+    db: Db,
+    settings: SettingsDep,
+    leaderboard: Leaderboard,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
     """我的: this week's and all-time rank and points, prize tier, gap to the prize list, every report."""
     openid = getattr(request.state, "citizen_openid", None)
     if not isinstance(openid, str):
-        dev = c.settings.dev_login and c.settings.environment == "development"
+        dev = settings.dev_login and settings.environment == "development"
         return page("signin.html", nav="me", next_path="/me", dev=dev, status_code=200)
-    with c.read() as session:
+    with db.read() as session:
         citizen = cases.find_citizen(session, openid)
-        reports = history.report_history(session, c.settings, citizen, 20, offset) if citizen else None
-    standing = boards.standing_or_ledger(c, openid) if citizen is not None else None
+        reports = history.report_history(session, settings, citizen, 20, offset) if citizen else None
+    standing = leaderboard.standing(openid) if citizen is not None else None
     return page(
         "me.html",
         nav="me",
@@ -55,14 +64,17 @@ def me(request: Request, c: C, offset: Annotated[int, Query(ge=0, le=10_000_000)
         stale=bool(standing and standing.stale),
         reports=reports,
         offset=offset,
-        places=boards.prize_places(c.settings),
+        places=leaderboard.prizes.places,
     )
 
 
-def _board_page(c: Container, kind: str, week: str | None, district: str | None, offset: int) -> HTMLResponse:
+def _board_page(
+    leaderboard: LeaderboardService, kind: str, week: str | None, district: str | None, offset: int
+) -> HTMLResponse:
     data, error, status = None, None, 200
     try:
-        data = boards.page(c, kind, week=week, district=district, offset=offset, limit=80)  # type: ignore[arg-type]
+        parsed = IsoWeek.from_text(week) if week is not None else None
+        data = leaderboard.page(kind, week=parsed, district=district, offset=offset, limit=80)  # type: ignore[arg-type]
     except Unavailable:
         error, status = "排行榜暂时无法访问，请稍后再试", 503
     except DomainError as exc:  # a bad week or district: say why, on the page
@@ -72,29 +84,34 @@ def _board_page(c: Container, kind: str, week: str | None, district: str | None,
 
 
 @router.get("/leaderboard", response_class=HTMLResponse)
-def weekly_board(c: C, week: str | None = None, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+def weekly_board(
+    leaderboard: Leaderboard, week: str | None = None, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+) -> HTMLResponse:
     """This week's (or a given week's) top 80, masked names, tiers, eligibility."""
-    return _board_page(c, "weekly", week, None, offset)
+    return _board_page(leaderboard, "weekly", week, None, offset)
 
 
 @router.get("/leaderboard/all-time", response_class=HTMLResponse)
-def all_time_board(c: C, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+def all_time_board(leaderboard: Leaderboard, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
     """The all-time board."""
-    return _board_page(c, "all-time", None, None, offset)
+    return _board_page(leaderboard, "all-time", None, None, offset)
 
 
 @router.get("/leaderboard/districts/{district}", response_class=HTMLResponse)
 def district_board(
-    district: str, c: C, week: str | None = None, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+    district: str,
+    leaderboard: Leaderboard,
+    week: str | None = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
     """A district's weekly board."""
-    return _board_page(c, "district-weekly", week, district, offset)
+    return _board_page(leaderboard, "district-weekly", week, district, offset)
 
 
 @router.get("/weeks", response_class=HTMLResponse)
-def weeks(c: C) -> HTMLResponse:
+def weeks(db: Db) -> HTMLResponse:
     """Past weeks' announcements, newest first."""
-    with c.read() as session:
+    with db.read() as session:
         rows = session.execute(
             select(WeeklySnapshot.week, WeeklySnapshot.closed_at).order_by(WeeklySnapshot.week.desc()).limit(104)
         ).all()
@@ -102,9 +119,33 @@ def weeks(c: C) -> HTMLResponse:
 
 
 @router.get("/rules", response_class=HTMLResponse)
-def rules(c: C) -> HTMLResponse:
-    """The program's rules, generated from Settings."""
-    return page("rules.html", nav="rules", rules=rule_lines(c.settings), categories=category_points(c.settings))
+def rules(program: ProgramDep) -> HTMLResponse:
+    """The program's rules, written from the objects that enforce them."""
+    return page("rules.html", nav="rules", rules=program.lines(), categories=program.category_points())
+
+
+@router.get("/weeks/{week}", response_class=HTMLResponse)
+def week_page(
+    week: str, closer: Closer, publishing: Publishing, settings: SettingsDep, program: ProgramDep
+) -> HTMLResponse:
+    """The week's announcement as published (or, before that, a preview of it); masked names only."""
+    iso = IsoWeek.from_text(week)
+    closed = closer.load(iso)
+    if closed is None:
+        return HTMLResponse(render_missing(str(iso), "本周尚未结算，获奖名单将在下周一公布。"), status_code=404)
+    pub = publishing.get(str(iso))
+    if pub is not None and pub.content is not None:
+        article = article_of(pub)  # exactly what was sent
+        status = STATUS_TEXT.get(pub.state, "待发布")
+    else:
+        try:
+            image: str | None = data_uri(asset(settings.wechat_banner_image, "banner.png")[1])
+        except PublishError:
+            image = None  # a misconfigured banner must not take the page down
+        article = render_article(closed.snapshot, settings, program, image)
+        status = "预览（尚未发布）"
+    url = pub.article_url if pub is not None and pub.state == PUBLISHED else None
+    return HTMLResponse(render_page(article, status, url if url and url.startswith("https://") else None))
 
 
 def login_url(next_path: str) -> str:

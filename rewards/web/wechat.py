@@ -11,30 +11,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 from xml.parsers.expat import ExpatError
 
 import xmltodict
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
 from rewards.bootstrap import Container
-from rewards.clock import IsoWeek, week_of
+from rewards.clock import IsoWeek
 from rewards.config import Settings
-from rewards.deps import container
-from rewards.errors import BadRequest, DomainError, Forbidden, TooManyRequests, Unavailable
-from rewards.leaderboard.ledger_standing import CitizenStanding
+from rewards.deps import Services
+from rewards.errors import BadRequest, DomainError, Forbidden, NotFound, TooManyRequests, Unavailable
+from rewards.http.ratelimit import Limit, client_ip, limiter_of
+from rewards.leaderboard.schemas import StandingOut
 from rewards.logs import get_logger
-from rewards.web.identity import read_standing
-from rewards.web.ratelimit import Limit, client_ip, limiter_of
 
 log = get_logger("wechat")
 router = APIRouter(tags=["wechat"])
-C = Annotated[Container, Depends(container)]
+C = Services
+T = TypeVar("T")
 Param = Annotated[str | None, Query(max_length=256)]
 
 MAX_BODY = 64 * 1024  # WeChat messages are a few KB
@@ -117,29 +119,24 @@ def not_ranked_text(rules: str, places: int) -> str:
     )
 
 
-def week_label(week: str) -> str:
-    """Return '2026年第48周' for '2026-W48'."""
-    w = IsoWeek.parse(week)
-    return f"{w.year}年第{w.week}周"
-
-
-def rank_text(s: CitizenStanding | None, rules: str, places: int) -> str:
+def rank_text(s: StandingOut | None, rules: str, places: int) -> str:
     """Return the reply to "排名": this week's and all-time points and rank, and the way to the prize list."""
-    if s is None or (s.this_week.rank is None and s.all_time.rank is None):
+    if s is None or (s.weekly.rank is None and s.all_time.rank is None):
         return not_ranked_text(rules, places)
-    week = f"本周积分：{s.this_week.points} 分，" + (
-        f"排名第 {s.this_week.rank} 名" if s.this_week.rank is not None else "本周暂未上榜"
+    week = f"本周积分：{s.weekly.points} 分，" + (
+        f"排名第 {s.weekly.rank} 名" if s.weekly.rank is not None else "本周暂未上榜"
     )
     total = f"累计积分：{s.all_time.points} 分，" + (
         f"排名第 {s.all_time.rank} 名" if s.all_time.rank is not None else "暂未上榜"
     )
     if s.eligibility_note is not None:
         prize = f"{s.eligibility_note}。"
-    elif s.prize_rank is not None:
-        prize = f"您已进入本周获奖名单：第 {s.prize_rank} 名（{s.prize_tier}），请继续保持！"
+    elif s.prize_rank is not None and s.prize_rank <= s.prize_places:
+        tier = f"（{s.tier.name}）" if s.tier is not None else ""
+        prize = f"您已进入本周获奖名单：第 {s.prize_rank} 名{tier}，请继续保持！"
     else:
         prize = f"距本周获奖名单（前 {s.prize_places} 名）还差 {s.points_to_prize} 分，加油！"
-    return f"【我的积分】{week_label(s.week)}\n{week}\n{total}\n{prize}\n活动规则：{rules}"
+    return f"【我的积分】{IsoWeek.parse(s.week).label()}\n{week}\n{total}\n{prize}\n活动规则：{rules}"
 
 
 # --- the callback -------------------------------------------------------------------------------------------
@@ -148,7 +145,8 @@ def rank_text(s: CitizenStanding | None, rules: str, places: int) -> str:
 def _crypto(settings: Settings) -> WeChatCrypto:
     if not settings.wechat_aes_key or not settings.wechat_app_id:
         raise Unavailable("safe mode needs REWARDS_WECHAT_AES_KEY and _APP_ID", code="wechat_unconfigured")
-    return WeChatCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_app_id)
+    token, key = settings.wechat_token.get_secret_value(), settings.wechat_aes_key.get_secret_value()
+    return WeChatCrypto(token, key, settings.wechat_app_id)
 
 
 def _xml_dict(text: str) -> dict[str, Any]:
@@ -169,7 +167,7 @@ def _field(root: dict[str, Any], name: str) -> str:
 
 def _answer(c: Container, request: Request, root: dict[str, Any], openid: str) -> str | None:
     """Return the reply text for a message, or None for the empty reply."""
-    rules, places = rules_url(c.settings), max(t.last for t in c.settings.prize_tiers)
+    rules, places = rules_url(c.settings), c.program.prizes.places
     kind, event = _field(root, "MsgType").lower(), _field(root, "Event").lower()
     if kind == "event":
         if event == "subscribe":
@@ -185,9 +183,10 @@ def _answer(c: Container, request: Request, root: dict[str, Any], openid: str) -
         limiter_of(request).hit("wechat", [Limit("citizen", openid, c.settings.rate_limit_per_citizen)])
     except TooManyRequests:
         return "操作太频繁，请稍后再试。"
-    week = str(week_of(c.clock.now(), c.settings.tz))
     try:
-        found = read_standing(c, openid, week)
+        found: StandingOut | None = c.leaderboard.standing(openid, neighbours=0)
+    except NotFound:
+        found = None
     except (SQLAlchemyError, DomainError) as exc:  # answer within WeChat's 5 seconds rather than fail the message
         log.warning("standing unavailable for a WeChat reply: %s", type(exc).__name__)
         return "系统繁忙，请稍后再试。"
@@ -214,7 +213,9 @@ def verify_url(
     request: Request, c: C, signature: Param = None, timestamp: Param = None, nonce: Param = None, echostr: Param = None
 ) -> PlainTextResponse:
     """WeChat's server-URL check: echo `echostr` when the signature is right, 403 otherwise."""
-    _verify(request, c, signature_ok(signature, c.settings.wechat_token, timestamp, nonce), timestamp)
+    _verify(
+        request, c, signature_ok(signature, c.settings.wechat_token.get_secret_value(), timestamp, nonce), timestamp
+    )
     if not echostr:
         raise BadRequest("missing echostr", code="bad_request")
     return PlainTextResponse(echostr)
@@ -231,7 +232,13 @@ async def receive(
     msg_signature: Param = None,
 ) -> Response:
     """Receive a message or event (plain or AES safe mode) and answer with a passive reply."""
-    await _in_thread(_verify, request, c, signature_ok(signature, c.settings.wechat_token, timestamp, nonce), timestamp)
+    await _in_thread(
+        _verify,
+        request,
+        c,
+        signature_ok(signature, c.settings.wechat_token.get_secret_value(), timestamp, nonce),
+        timestamp,
+    )
     text = await _body(request)
     safe = (encrypt_type or "raw").lower() == "aes"
     if (encrypt_type or "raw").lower() not in ("raw", "aes"):
@@ -240,7 +247,8 @@ async def receive(
     if crypto is not None:
         encrypted = _field(_xml_dict(text), "Encrypt")
         # the body is authenticated by msg_signature; 403 before any decryption is attempted
-        signed = signature_ok(msg_signature, c.settings.wechat_token, timestamp, nonce, encrypted)
+        token = c.settings.wechat_token.get_secret_value()
+        signed = signature_ok(msg_signature, token, timestamp, nonce, encrypted)
         await _in_thread(_verify, request, c, signed, timestamp)
         try:
             text = crypto.decrypt_message({"Encrypt": encrypted}, msg_signature, timestamp, nonce)
@@ -263,8 +271,6 @@ async def receive(
     return Response(reply, media_type="application/xml")
 
 
-async def _in_thread(fn: Any, *args: Any) -> Any:
+async def _in_thread(fn: Callable[..., T], *args: object) -> T:
     """Run blocking work (SQL, Redis) off the event loop."""
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(fn, *args)

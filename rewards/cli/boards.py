@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
+import redis
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rewards.cli.common import fail, open_container
+from rewards.leaderboard.check import check
+from rewards.leaderboard.rebuild import RebuildRunning, rebuild
 
 
 def register(app: typer.Typer) -> None:
@@ -13,24 +19,13 @@ def register(app: typer.Typer) -> None:
     app.command("rebuild")(rebuild_command)
 
 
-def _container() -> Any:
-    from rewards.cli import open_container
-
-    return open_container()
-
-
 def check_command(
     max_listed: Annotated[int, typer.Option(min=0, help="list at most this many differences (0: all)")] = 0,
 ) -> None:
     """Compare every board with the ledger; exit 1 listing each difference, 0 when they agree."""
-    import redis
-
-    from rewards.cli import fail
-    from rewards.leaderboard.check import check
-
-    container = _container()
+    container = open_container()
     try:
-        report = check(container)
+        report = check(container.db, container.boards)
     except redis.RedisError as exc:
         raise fail(f"Redis is unavailable: {exc}") from exc
     finally:
@@ -51,17 +46,15 @@ def check_command(
 
 def rebuild_command() -> None:
     """Rebuild every board from the ledger into a new generation and swap it in atomically."""
-    import redis
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rewards.cli import fail
-    from rewards.leaderboard.rebuild import RebuildRunning, rebuild
-
-    container = _container()
+    container = open_container()
     try:
         with Progress(TextColumn("rebuilding boards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
             task = bar.add_task("rebuild", total=None)
-            report = rebuild(container, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = rebuild(
+                container.db,
+                container.boards,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except RebuildRunning as exc:
         raise fail(exc.message, code=1) from exc
     except redis.RedisError as exc:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from intake_adapter.service import MAX_REPLAY_PASSES, IntakeService
+from rewards.cli.common import open_container
 
 intake_app = typer.Typer(help="the intake inbox of events from the city's case system", no_args_is_help=True)
 
@@ -16,13 +17,9 @@ def replay(
     max_passes: Annotated[int, typer.Option(min=1, help="passes over the inbox before giving up")] = MAX_REPLAY_PASSES,
 ) -> None:
     """Re-apply failed events in occurred_at order until no pass makes progress; exit 1 if some still fail."""
-    from rewards.bootstrap import Container
-    from rewards.cli import open_container
-
     container = open_container()
-    assert isinstance(container, Container)
     try:
-        summary = IntakeService(container).replay(max_passes=max_passes)
+        summary = IntakeService.of(container).replay(max_passes=max_passes)
     finally:
         container.close()
     typer.echo(

@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rewards.cases.models import Case, Citizen
-from rewards.cases.schemas import ReportHistoryOut, ReportOut
 from rewards.config import Settings
 from rewards.scoring.ledger import entries_for_case
+from rewards.scoring.schemas import ReportHistoryOut, ReportOut
 
 
 def report_history(session: Session, settings: Settings, citizen: Citizen, limit: int, offset: int) -> ReportHistoryOut:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -30,13 +30,19 @@ class Principal:
         return role in ROLE_GRANTS.get(self.role, frozenset())
 
 
-def principal_from_token(token: str, tokens: dict[str, tuple[str, str]]) -> Principal | None:
-    """Find the token (compared in constant time against every configured one) and return its principal."""
-    found: Principal | None = None
-    for candidate, (name, role) in tokens.items():
-        if hmac.compare_digest(candidate.encode(), token.encode()):
-            found = Principal(name, role)
-    return found
+class TokenTable:
+    """The configured bearer tokens and the principal each one authenticates."""
+
+    def __init__(self, tokens: Mapping[str, Principal]) -> None:
+        self._tokens = dict(tokens)
+
+    def principal(self, token: str) -> Principal | None:
+        """Find the token (compared in constant time against every configured one) and return its principal."""
+        found: Principal | None = None
+        for candidate, principal in self._tokens.items():
+            if hmac.compare_digest(candidate.encode(), token.encode()):
+                found = principal
+        return found
 
 
 def bearer_token(request: Request) -> str | None:
@@ -52,10 +58,9 @@ def require(role: str) -> Callable[[Request], Principal]:
     """FastAPI dependency: the caller must hold a token (or console session) granting `role`."""
 
     def dependency(request: Request) -> Principal:
-        container = request.app.state.container
-        tokens = {t: (v.name, v.role) for t, v in container.settings.api_tokens.items()}
+        tokens: TokenTable = request.app.state.http.tokens
         token = bearer_token(request)
-        principal = principal_from_token(token, tokens) if token else None
+        principal = tokens.principal(token) if token else None
         if token and principal is None:  # an explicit wrong credential is refused, even beside a valid session
             raise Unauthorized("invalid token")
         if principal is None:

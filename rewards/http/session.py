@@ -20,8 +20,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rewards.auth import Principal
 from rewards.config import Settings
+from rewards.http.auth import Principal
 from rewards.logs import get_logger
 
 log = get_logger("session")
@@ -64,11 +64,12 @@ class SessionCodec:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._citizen = URLSafeTimedSerializer(settings.session_secret, salt="rewards.session.citizen")
-        self._console = URLSafeTimedSerializer(settings.session_secret, salt="rewards.session.console")
+        self.secret = settings.session_secret.get_secret_value()
+        self._citizen = URLSafeTimedSerializer(self.secret, salt="rewards.session.citizen")
+        self._console = URLSafeTimedSerializer(self.secret, salt="rewards.session.console")
         # fingerprint -> (name, role) of every token that may open a console session
         self._tokens = {
-            token_fingerprint(settings.session_secret, token): (t.name, t.role)
+            token_fingerprint(self.secret, token): (t.name, t.role)
             for token, t in settings.api_tokens.items()
             if t.role in CONSOLE_ROLES
         }
@@ -102,7 +103,7 @@ class SessionCodec:
 
     def console_session_for(self, token: str) -> ConsoleSession | None:
         """Return the console session a bearer token may open, or None (unknown token or a machine role)."""
-        fingerprint = token_fingerprint(self.settings.session_secret, token)
+        fingerprint = token_fingerprint(self.secret, token)
         found = None
         for candidate, (name, role) in self._tokens.items():  # constant-time comparisons, no early exit
             if hmac.compare_digest(candidate, fingerprint):
@@ -120,12 +121,9 @@ class SessionCodec:
         return data if isinstance(data, dict) else None
 
 
-def codec_of(container: Any) -> SessionCodec:
-    """Return the container's session codec, built once."""
-    codec = container.extras.get("session_codec")
-    if codec is None:
-        codec = SessionCodec(container.settings)
-        container.extras["session_codec"] = codec
+def codec_of(request: HTTPConnection) -> SessionCodec:
+    """Return the application's session codec (built once by bootstrap())."""
+    codec: SessionCodec = request.app.state.http.codec
     return codec
 
 
@@ -183,9 +181,9 @@ class SessionMiddleware:
     SameSite already keeps the cookies off cross-site requests, this also covers sibling subdomains.
     """
 
-    def __init__(self, app: ASGIApp, container: Any) -> None:
+    def __init__(self, app: ASGIApp, codec: SessionCodec) -> None:
         self.app = app
-        self.container = container
+        self.codec = codec
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Read the cookies, then run the app."""
@@ -194,7 +192,7 @@ class SessionMiddleware:
             state["citizen_openid"] = None
             state["citizen_dev"] = False
             conn = HTTPConnection(scope)
-            codec = codec_of(self.container)
+            codec = self.codec
             if conn.cookies and (scope.get("method") in SAFE_METHODS or same_origin(conn, codec.settings)):
                 self._read(conn, codec, state)
         await self.app(scope, receive, send)

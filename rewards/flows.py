@@ -1,75 +1,61 @@
-"""Cross-domain use cases: report, verdict, status change, void. Each runs inside the caller's unit of work."""
+"""The incentive loop's use cases, spanning cases, scoring and the boards: report, verdict, status, void, ban.
+
+Each takes one command (rewards.cases.commands) built by an edge and runs inside the caller's unit of work;
+scoring decisions stay in the pure rules, the boards learn of changes only after commit.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
+from rewards.cases.commands import (
+    COORD_SYSTEMS,
+    VERDICTS,
+    Actor,
+    CaseCommand,
+    ChangeStatus,
+    GiveVerdict,
+    ReportCase,
+    SetBan,
+    VoidCase,
+)
 from rewards.cases.models import Case, Citizen
 from rewards.clock import Clock, to_utc
-from rewards.config import Settings
+from rewards.config import Category
 from rewards.db import UnitOfWork
 from rewards.errors import Conflict, Invalid
-from rewards.scoring.ledger import is_eligible
 from rewards.scoring.model import NoAward
+from rewards.scoring.ports import BoardSink
+from rewards.scoring.rules import is_eligible
 from rewards.scoring.service import ScoringService
-
-VERDICTS = ("valid", "invalid", "duplicate")
-COORD_SYSTEMS = ("wgs84", "gcj02")
-
-
-@dataclass(frozen=True)
-class Reporter:
-    """The citizen behind a report, as the reporting channel knows them."""
-
-    openid: str
-    name: str | None = None
-    phone: str | None = None
-    district: str | None = None
-    verified: bool | None = None
-    snapshot_user: bool | None = None
-
-
-@dataclass(frozen=True)
-class NewReport:
-    """A report to register as a case in status 'reported'."""
-
-    case_id: str
-    category: str
-    reported_at: datetime
-    reporter: Reporter | None = None  # None: anonymous
-    description: str = ""
-    lat: float | None = None
-    lon: float | None = None
-    coord_system: str = "wgs84"
-    address: str | None = None
-    district: str | None = None
-    photos: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who caused a change and through which channel."""
-
-    name: str
-    source: str  # console | intake | system | open311
 
 
 class CaseFlows:
     """The incentive loop's use cases; scoring decisions stay in the pure rules."""
 
-    def __init__(self, settings: Settings, clock: Clock, scoring: ScoringService) -> None:
-        self.settings = settings
+    def __init__(self, categories: list[Category], clock: Clock, scoring: ScoringService, boards: BoardSink) -> None:
+        self.categories = frozenset(c.code for c in categories)
         self.clock = clock
         self.scoring = scoring
+        self.boards = boards
+
+    def handle(self, uow: UnitOfWork, command: CaseCommand, actor: Actor, event_id: str | None = None) -> Case:
+        """Carry out any case command (the intake's events map onto these); return the case it touched."""
+        if isinstance(command, ReportCase):
+            return self.report(uow, command, actor, event_id)[0]
+        if isinstance(command, GiveVerdict):
+            return self.verdict(uow, command, actor, event_id)
+        if isinstance(command, VoidCase):
+            return self.void(uow, command, actor, event_id)
+        return self.change_status(uow, command, actor, event_id)[0]
 
     def report(
-        self, uow: UnitOfWork, report: NewReport, actor: Actor, event_id: str | None = None
+        self, uow: UnitOfWork, report: ReportCase, actor: Actor, event_id: str | None = None
     ) -> tuple[Case, bool]:
         """Register a reported case; a replay of the same report returns the stored case (created=False)."""
-        if self.settings.category(report.category) is None:
+        if report.category not in self.categories:
             raise Invalid(f"unknown category {report.category!r}", code="unknown_category")
         if report.coord_system not in COORD_SYSTEMS:
             raise Invalid(f"unknown coordinate system {report.coord_system!r}", code="unknown_coord_system")
@@ -142,20 +128,10 @@ class CaseFlows:
         )
         return case, True
 
-    def verdict(
-        self,
-        uow: UnitOfWork,
-        case_id: str,
-        verdict: str,
-        actor: Actor,
-        *,
-        duplicate_of: str | None = None,
-        reason: str | None = None,
-        occurred_at: datetime | None = None,
-        department: str | None = None,
-        event_id: str | None = None,
-    ) -> Case:
+    def verdict(self, uow: UnitOfWork, command: GiveVerdict, actor: Actor, event_id: str | None = None) -> Case:
         """Apply the command center's verdict: valid files the case and awards; the same verdict again is a no-op."""
+        case_id, verdict, duplicate_of = command.case_id, command.verdict, command.duplicate_of
+        reason, occurred_at, department = command.reason, command.occurred_at, command.department
         if verdict not in VERDICTS:
             raise Invalid(f"verdict must be one of {', '.join(VERDICTS)}", code="unknown_verdict")
         session = uow.session
@@ -185,17 +161,9 @@ class CaseFlows:
                 case.award_note = outcome.reason
         return case
 
-    def void(
-        self,
-        uow: UnitOfWork,
-        case_id: str,
-        reason: str,
-        actor: Actor,
-        *,
-        occurred_at: datetime | None = None,
-        event_id: str | None = None,
-    ) -> Case:
+    def void(self, uow: UnitOfWork, command: VoidCase, actor: Actor, event_id: str | None = None) -> Case:
         """Void a filed case (fraud) and reverse its points by a ledger entry dated now; replays are no-ops."""
+        case_id, reason, occurred_at = command.case_id, command.reason, command.occurred_at
         if not reason or not reason.strip():
             raise Invalid("a reason is required to void a case", code="reason_required")
         session = uow.session
@@ -210,22 +178,15 @@ class CaseFlows:
         return case
 
     def change_status(
-        self,
-        uow: UnitOfWork,
-        case_id: str,
-        status: str,
-        actor: Actor,
-        *,
-        occurred_at: datetime,
-        department: str | None = None,
-        note: str | None = None,
-        event_id: str | None = None,
+        self, uow: UnitOfWork, command: ChangeStatus, actor: Actor, event_id: str | None = None
     ) -> tuple[Case, bool]:
         """Move a case along dispatch/processing/resolve/close; a late event is kept in history, not applied.
 
         Returns (case, applied). An event older than the case's current status (or any event after a void)
         never moves the case backwards; an illegal transition is a Conflict (409).
         """
+        case_id, status, occurred_at = command.case_id, command.status, command.occurred_at
+        department, note = command.department, command.note
         if status in (lc.FILED, lc.REFUSED, lc.VOIDED, lc.REPORTED):
             raise Invalid(f"status {status!r} is set by a verdict, a void or a report", code="status_needs_flow")
         session = uow.session
@@ -250,8 +211,9 @@ class CaseFlows:
         self._move(uow, case, status, when, actor, note=note, department=department, event_id=event_id)
         return case, True
 
-    def set_banned(self, uow: UnitOfWork, openid: str, banned: bool, reason: str, actor: Actor) -> Citizen:
+    def set_banned(self, uow: UnitOfWork, command: SetBan, actor: Actor) -> Citizen:
         """Ban or unban a citizen (prize eligibility); the boards learn of it after commit. Repeats are no-ops."""
+        openid, banned, reason = command.openid, command.banned, command.reason
         if not reason or not reason.strip():
             raise Invalid("a reason is required to ban or unban a citizen", code="reason_required")
         citizen = cases.get_citizen(uow.session, openid)
@@ -267,20 +229,13 @@ class CaseFlows:
 
     def eligibility_changed(self, uow: UnitOfWork, citizen: Citizen) -> None:
         """Tell the boards after commit whether this citizen may hold a prize rank now."""
-        boards = self.scoring.sink
-        set_eligible = getattr(boards, "set_eligible", None)
-        if set_eligible is None:
-            return
-        citizen_id, eligible = citizen.id, is_eligible(citizen.verified, citizen.banned)
-        uow.after_commit(lambda: set_eligible(citizen_id, eligible))
+        boards, citizen_id, eligible = self.boards, citizen.id, is_eligible(citizen.verified, citizen.banned)
+        uow.after_commit(lambda: boards.set_eligible(citizen_id, eligible))
 
     def district_changed(self, uow: UnitOfWork, citizen: Citizen) -> None:
         """Tell the boards after commit that this citizen's district board changed."""
-        set_district = getattr(self.scoring.sink, "set_district", None)
-        if set_district is None:
-            return
-        citizen_id, district = citizen.id, citizen.district
-        uow.after_commit(lambda: set_district(citizen_id, district))
+        boards, citizen_id, district = self.boards, citizen.id, citizen.district
+        uow.after_commit(lambda: boards.set_district(citizen_id, district))
 
     def _move(
         self,

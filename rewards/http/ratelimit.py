@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from fastapi import Request
@@ -25,6 +23,7 @@ from fastapi import Request
 from rewards.clock import Clock
 from rewards.config import Settings
 from rewards.errors import TooManyRequests
+from rewards.health import ServiceHealth
 from rewards.logs import get_logger
 
 log = get_logger("ratelimit")
@@ -38,7 +37,6 @@ if redis.call('TTL', KEYS[1]) < 0 then
 end
 return n
 """
-FAIL_OPEN_SECONDS = 5.0  # after a Redis failure, skip the limiter this long (no per-request connect timeouts)
 
 
 @dataclass(frozen=True)
@@ -78,17 +76,17 @@ class Limit:
 class RateLimiter:
     """Counts hits in Redis and raises TooManyRequests past a limit; fails open when Redis is down."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, clock: Clock) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, clock: Clock, health: ServiceHealth) -> None:
         self.redis = client
         self.settings = settings
         self.clock = clock
+        self.health = health  # shared with the leaderboard reads: after a Redis failure both skip it for a moment
         self._script = client.register_script(HIT_SCRIPT)
-        self._down_until = 0.0  # monotonic time until which Redis is presumed down
 
     @property
     def redis_down(self) -> bool:
         """True for a few seconds after Redis failed: callers may skip other Redis reads too."""
-        return time.monotonic() < self._down_until
+        return self.health.down
 
     def hit(self, bucket: str, limits: list[Limit]) -> None:
         """Count one hit against every limit; raise TooManyRequests (429) when any is exceeded."""
@@ -101,8 +99,10 @@ class RateLimiter:
         try:
             counts = self._count(keys, window.retry_after + 1)
         except redis.RedisError as exc:
-            self._down_until = time.monotonic() + FAIL_OPEN_SECONDS
-            log.warning("rate limiter unavailable, failing open for %.0fs: %s", FAIL_OPEN_SECONDS, type(exc).__name__)
+            self.health.failed()
+            log.warning(
+                "rate limiter unavailable, failing open for %.0fs: %s", self.health.hold_seconds, type(exc).__name__
+            )
             return
         for lim, count in zip(limits, counts, strict=True):
             if count > lim.limit:
@@ -119,16 +119,8 @@ class RateLimiter:
 
 
 def limiter_of(request: Request) -> RateLimiter:
-    """Return the application's limiter, built once from its container."""
-    return limiter_for(request.app.state.container)
-
-
-def limiter_for(container: Any) -> RateLimiter:
-    """Return a container's limiter, built once."""
-    limiter = container.extras.get("rate_limiter")
-    if limiter is None:
-        limiter = RateLimiter(container.redis, container.settings, container.clock)
-        container.extras["rate_limiter"] = limiter
+    """Return the application's limiter (built once by bootstrap())."""
+    limiter: RateLimiter = request.app.state.http.limiter
     return limiter
 
 

@@ -1,41 +1,36 @@
-"""CLI: `rewards close-week`, `rewards publish`, `rewards scheduler`."""
+"""`rewards close-week`, `rewards publish`, `rewards scheduler`: the weekly close and its announcement."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import Annotated
 
 import typer
 
+from rewards.bootstrap import Container
+from rewards.cli.common import fail, open_container
 from rewards.clock import IsoWeek
 from rewards.errors import DomainError
-
-if TYPE_CHECKING:
-    from rewards.bootstrap import Container
-    from rewards.publish.models import Publication
+from rewards.logs import configure
+from rewards.publish.models import FAILED, PUBLISHED, Publication
+from rewards.publish.scheduler import run_scheduler
 
 WeekOption = Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2026-W48 (default: last week)")]
 EXIT_FAILED, EXIT_UNFINISHED = 1, 3
 
 
 def _container() -> Container:
-    from rewards.cli import open_container
-    from rewards.logs import configure
-
-    container = cast("Container", open_container())
+    container = open_container()
     configure()  # after the embedded migration, whose Alembic chatter is not the operator's business
     return container
 
 
 def _week(container: Container, text: str | None) -> IsoWeek:
-    from rewards.cli import fail
-    from rewards.leaderboard.snapshot import default_week
-
     if text is None:
-        return default_week(container)
+        return container.closer.default_week()
     try:
-        return IsoWeek.parse(text)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+        return IsoWeek.from_text(text)
+    except DomainError as exc:
+        raise fail(exc.message) from exc
 
 
 def describe(pub: Publication) -> str:
@@ -64,12 +59,9 @@ def register(app: typer.Typer) -> None:
     @app.command("close-week")
     def close_week_command(week: WeekOption = None) -> None:
         """Close a finished week: rank the ledger, store the immutable snapshot (a second close shows it)."""
-        from rewards.cli import fail
-        from rewards.leaderboard.snapshot import close_week
-
         container = _container()
         try:
-            closed = close_week(container, _week(container, week))
+            closed = container.closer.close(_week(container, week))
         except DomainError as exc:
             raise fail(exc.message) from exc
         snap = closed.snapshot
@@ -90,13 +82,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Publish a closed week on the official account (or the outbox) exactly once; resume if interrupted."""
-        from rewards.cli import fail
-        from rewards.publish.models import FAILED, PUBLISHED
-        from rewards.publish.service import PublishService
-
         container = _container()
         label = str(_week(container, week))
-        service = PublishService(container)
+        service = container.publishing
         if status:
             found = service.get(label)
             if found is None:
@@ -119,6 +107,4 @@ def register(app: typer.Typer) -> None:
     @app.command("scheduler")
     def scheduler_command() -> None:
         """Run the weekly scheduler (exactly one per deployment; never inside web workers)."""
-        from rewards.publish.scheduler import run_scheduler
-
-        run_scheduler(_container())
+        run_scheduler(_container().jobs)

@@ -1,71 +1,58 @@
-"""Command-center API: the queue, registering a case, verdicts and voids."""
+"""Command-center API: the queue, registering a case, verdicts, voids and duplicate hints."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from rewards.auth import Principal, require, require_citizen_or
-from rewards.bootstrap import Container
-from rewards.cases import history
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
+from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.duplicates import find_duplicates, first_report
-from rewards.cases.flows import Actor, NewReport, Reporter
-from rewards.cases.schemas import (
-    CaseIn,
-    CaseOut,
-    DuplicateCandidateOut,
-    DuplicatesOut,
-    ReportHistoryOut,
-    VerdictIn,
-    VoidIn,
-)
-from rewards.deps import container
+from rewards.cases.schemas import CaseIn, CaseOut, DuplicateCandidateOut, DuplicatesOut, VerdictIn, VoidIn
+from rewards.deps import ClockDep, Db, Flows, SettingsDep, Validator
 
 router = APIRouter(prefix="/api/v1/cases", tags=["command center"])
-citizens_router = APIRouter(prefix="/api/v1/citizens", tags=["citizens"])  # report history
-Validator = Annotated[Principal, Depends(require("validator"))]
-C = Annotated[Container, Depends(container)]
 
 
-@router.get("", response_model=list[CaseOut])
-def list_cases(
-    c: C,
-    who: Validator,
-    status: Annotated[str, Query(pattern="^(" + "|".join(lc.STATUSES) + ")$")] = lc.REPORTED,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> list[CaseOut]:
-    """The queue: cases in a status (default: reported), oldest first."""
-    with c.read() as session:
-        return [CaseOut.of(case) for case in cases.queue(session, status, limit, offset)]
-
-
-@router.post("", response_model=CaseOut, status_code=201)
-def register_case(body: CaseIn, c: C, who: Validator, response: Response) -> CaseOut:
-    """Register a reported case (201); the same case again returns it unchanged (200)."""
-    reporter = None
-    if body.reporter is not None:
-        r = body.reporter
-        reporter = Reporter(openid=r.openid, name=r.name, phone=r.phone, district=r.district, verified=r.verified)
-    report = NewReport(
+def report_command(body: CaseIn, now_if_missing: ClockDep) -> ReportCase:
+    """The console API's report as the command every edge builds."""
+    r = body.reporter
+    return ReportCase(
         case_id=body.case_id,
         category=body.category,
-        reported_at=body.reported_at or c.clock.now(),
-        reporter=reporter,
+        reported_at=body.reported_at or now_if_missing.now(),
+        reporter=Reporter(r.openid, r.name, r.phone, r.district, r.verified) if r is not None else None,
         description=body.description,
         lat=body.lat,
         lon=body.lon,
         coord_system=body.coord_system,
         address=body.address,
         district=body.district,
-        photos=body.photos,
+        photos=tuple(body.photos),
     )
-    with c.uow() as uow:
-        case, created = c.flows.report(uow, report, Actor(who.name, "console"))
+
+
+@router.get("", response_model=list[CaseOut])
+def list_cases(
+    db: Db,
+    who: Validator,
+    status: Annotated[str, Query(pattern="^(" + "|".join(lc.STATUSES) + ")$")] = lc.REPORTED,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[CaseOut]:
+    """The queue: cases in a status (default: reported), oldest first."""
+    with db.read() as session:
+        return [CaseOut.of(case) for case in cases.queue(session, status, limit, offset)]
+
+
+@router.post("", response_model=CaseOut, status_code=201)
+def register_case(body: CaseIn, db: Db, flows: Flows, clock: ClockDep, who: Validator, response: Response) -> CaseOut:
+    """Register a reported case (201); the same case again returns it unchanged (200)."""
+    with db.uow() as uow:
+        case, created = flows.report(uow, report_command(body, clock), Actor(who.name, "console"))
         out = CaseOut.of(case)
     if not created:
         response.status_code = 200
@@ -73,54 +60,32 @@ def register_case(body: CaseIn, c: C, who: Validator, response: Response) -> Cas
 
 
 @router.get("/{case_id}", response_model=CaseOut)
-def show_case(case_id: str, c: C, who: Validator) -> CaseOut:
+def show_case(case_id: str, db: Db, who: Validator) -> CaseOut:
     """One case with its timeline."""
-    with c.read() as session:
+    with db.read() as session:
         return CaseOut.of(cases.get_case(session, case_id))
 
 
 @router.post("/{case_id}/verdict", response_model=CaseOut)
-def give_verdict(case_id: str, body: VerdictIn, c: C, who: Validator) -> CaseOut:
+def give_verdict(case_id: str, body: VerdictIn, db: Db, flows: Flows, who: Validator) -> CaseOut:
     """Valid files the case and awards its reporter; invalid and duplicate refuse it."""
-    with c.uow() as uow:
-        case = c.flows.verdict(
-            uow,
-            case_id,
-            body.verdict,
-            Actor(who.name, "console"),
-            duplicate_of=body.duplicate_of,
-            reason=body.reason,
-        )
-        return CaseOut.of(case)
+    command = GiveVerdict(case_id, body.verdict, duplicate_of=body.duplicate_of, reason=body.reason)
+    with db.uow() as uow:
+        return CaseOut.of(flows.verdict(uow, command, Actor(who.name, "console")))
 
 
 @router.post("/{case_id}/void", response_model=CaseOut)
-def void_case(case_id: str, body: VoidIn, c: C, who: Validator) -> CaseOut:
+def void_case(case_id: str, body: VoidIn, db: Db, flows: Flows, who: Validator) -> CaseOut:
     """Void a filed case for fraud; its points are reversed by a ledger entry dated now."""
-    with c.uow() as uow:
-        case = c.flows.void(uow, case_id, body.reason, Actor(who.name, "console"))
-        return CaseOut.of(case)
-
-
-# -- report history (citizens) and duplicate hints (validators) -----------------------------------------------
-
-
-@citizens_router.get("/{openid}/reports", response_model=ReportHistoryOut)
-def report_history(
-    openid: Annotated[str, Depends(require_citizen_or("validator"))],
-    c: C,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> ReportHistoryOut:
-    """A citizen's reports, newest first: each with its timeline, outcome and the points it earned or lost."""
-    with c.read() as session:
-        return history.report_history(session, c.settings, cases.get_citizen(session, openid), limit, offset)
+    with db.uow() as uow:
+        return CaseOut.of(flows.void(uow, VoidCase(case_id, body.reason), Actor(who.name, "console")))
 
 
 @router.get("/{case_id}/duplicates", response_model=DuplicatesOut)
 def duplicate_hints(
     case_id: str,
-    c: C,
+    db: Db,
+    settings: SettingsDep,
     who: Validator,
     radius_m: Annotated[float | None, Query(gt=0, le=5000, description="default: Settings.duplicate_radius_m")] = None,
     window_hours: Annotated[
@@ -129,9 +94,9 @@ def duplicate_hints(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DuplicatesOut:
     """Open cases of the same category near this one and close in time, nearest first, with the first report."""
-    radius = radius_m if radius_m is not None else c.settings.duplicate_radius_m
-    hours = window_hours if window_hours is not None else c.settings.duplicate_window_hours
-    with c.read() as session:
+    radius = radius_m if radius_m is not None else settings.duplicate_radius_m
+    hours = window_hours if window_hours is not None else settings.duplicate_window_hours
+    with db.read() as session:
         case = cases.get_case(session, case_id)
         hints = find_duplicates(session, case, radius, timedelta(hours=hours))
         first = first_report(case, hints)

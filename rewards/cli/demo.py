@@ -7,8 +7,16 @@ import secrets
 from typing import Annotated
 
 import typer
+import uvicorn
+from rich.progress import Progress
 
+from rewards.app import create_app
 from rewards.bootstrap import Container
+from rewards.cli.common import fail, open_container
+from rewards.clock import week_of
+from rewards.config import load_settings
+from rewards.demo import DemoPlan, is_seeded, seed
+from rewards.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +33,6 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Seed a synthetic city, close and publish the past weeks, and serve the whole loop locally."""
-        from rewards.cli import fail
-
         container = build_demo_container()
         token = next(iter(container.settings.api_tokens))
         run_demo(container, citizens=citizens, weeks=weeks)
@@ -42,10 +48,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  outbox (published weeks):    {container.settings.outbox_dir}/")
         if not serve:
             return
-        import uvicorn
-
-        from rewards.app import create_app
-
         try:
             uvicorn.run(create_app(container), host=host, port=port, log_level="warning")
         except OSError as exc:
@@ -54,10 +56,6 @@ def register(app: typer.Typer) -> None:
 
 def build_demo_container() -> Container:
     """Settings from the environment plus a development sign-in and a fresh console token (refused in production)."""
-    from rewards.cli import fail, open_container
-    from rewards.config import load_settings
-    from rewards.errors import ConfigError
-
     try:
         base = load_settings()
     except ConfigError as exc:
@@ -72,15 +70,8 @@ def build_demo_container() -> Container:
 
 def run_demo(container: Container, *, citizens: int, weeks: int) -> None:
     """Seed (unless already seeded), rebuild the boards if needed, close and publish every finished week."""
-    from rich.progress import Progress
-
-    from rewards.demo import DemoPlan, is_seeded, seed
-    from rewards.leaderboard.snapshot import close_week
-    from rewards.publish.service import PublishService
-    from rewards.startup import on_start
-
     now = container.clock.now()
-    on_start(container)  # the embedded Redis starts empty: rebuild the boards from an existing ledger
+    container.prepare()  # a new embedded Redis starts empty: rebuild the boards from an existing ledger
     if is_seeded(container):
         typer.echo("database already seeded: reusing it")
     else:
@@ -91,15 +82,12 @@ def run_demo(container: Container, *, citizens: int, weeks: int) -> None:
                 bar.update(task, completed=done, total=total)
 
             seed(container, DemoPlan(citizens=citizens, weeks=weeks), now, progress)
-    from rewards.clock import week_of
-
     current = week_of(now, container.settings.tz)
     week = current
     for _ in range(weeks):
         week = week.previous()
-    publisher = PublishService(container)
     while week < current:
-        closed = close_week(container, week)
-        pub = publisher.publish(str(week))
+        closed = container.closer.close(week)
+        pub = container.publishing.publish(str(week))
         typer.echo(f"{week}: {len(closed.snapshot.rows)} winners, publication {pub.state}")
         week = week.next()
