@@ -57,7 +57,8 @@ def render(fmt: str, data: Any, root: str, item: str | None = None) -> bytes:
     else:
         for key, value in data.items():
             _fill(top, key, value)
-    return ET.tostring(top, encoding="utf-8", xml_declaration=True)
+    text: bytes = ET.tostring(top, encoding="utf-8", xml_declaration=True)
+    return text
 
 
 def _fill(parent: ET.Element, tag: str, value: Any) -> None:

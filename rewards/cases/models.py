@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -44,7 +43,7 @@ class Case(Base):
     coord_system: Mapped[str] = mapped_column(String(8), default="wgs84")  # as reported: wgs84 | gcj02
     address: Mapped[str | None] = mapped_column(String(256))
     district: Mapped[str | None] = mapped_column(String(64), index=True)
-    photos: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    photos: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16))
     status_at: Mapped[datetime] = mapped_column(UTCDateTime)  # occurred_at of the event that set status
     verdict: Mapped[str | None] = mapped_column(String(16))  # valid | invalid | duplicate

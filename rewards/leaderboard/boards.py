@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from rewards.config import Settings
 from rewards.leaderboard import keys, scores, scripts
@@ -103,7 +104,7 @@ class Boards:
         """Return True when a rebuild has set the generation pointer (False on an empty or flushed Redis)."""
         return bool(self.redis.exists(keys.gen_key(self.prefix)))
 
-    def _run(self, calls: Sequence[Callable[[int, Any], None]]) -> list[Any]:
+    def _run(self, calls: Sequence[Callable[[int, Pipeline], None]]) -> list[Any]:
         """Run script calls (each given a generation and a pipeline), retrying those the generation moved under."""
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
@@ -139,13 +140,22 @@ class Boards:
         calls = [self._apply_call(e) for e in entries]  # ticks are validated before anything is written
         self._run(calls)
 
-    def _apply_call(self, e: EntryFacts) -> Callable[[int, Any], None]:
+    def _apply_call(self, e: EntryFacts) -> Callable[[int, Pipeline], None]:
         tick = scores.tick_of(e.created_at)
         keys.weekly(e.week)  # refuse a malformed week before it reaches a key name
         m = keys.member(e.citizen_id)
-        tail = [m, e.entry_id, e.points, tick, e.week, e.district or "", "1" if e.eligible else "0", scores.MAX_POINTS]
+        tail: list[str | int] = [
+            m,
+            e.entry_id,
+            e.points,
+            tick,
+            e.week,
+            e.district or "",
+            "1" if e.eligible else "0",
+            scores.MAX_POINTS,
+        ]
 
-        def call(gen: int, pipe: Any) -> None:
+        def call(gen: int, pipe: Pipeline) -> None:
             base = keys.base(self.prefix, gen)
             self.scripts.apply(keys=self._summary_keys(gen, e.citizen_id), args=[gen, base, *tail], client=pipe)
 
@@ -163,7 +173,7 @@ class Boards:
         m = keys.member(citizen_id)
         tail = [m, eligible, "0" if district is None else "1", district or ""]
 
-        def call(gen: int, pipe: Any) -> None:
+        def call(gen: int, pipe: Pipeline) -> None:
             base = keys.base(self.prefix, gen)
             self.scripts.restate(keys=self._summary_keys(gen, citizen_id), args=[gen, base, *tail], client=pipe)
 
@@ -175,12 +185,19 @@ class Boards:
         board = keys.parse_name(name)
         eligible_name = keys.weekly_eligible(board.week) if board.week else None
 
-        def call(gen: int, pipe: Any) -> None:
+        def call(gen: int, pipe: Pipeline) -> None:
             p = self.prefix
             ks = [keys.gen_key(p), keys.board_key(p, gen, name)]
             ks.append(keys.board_key(p, gen, eligible_name) if eligible_name else ks[1])
             ks.append(keys.registry_key(p, gen))
-            args = [gen, keys.base(p, gen), offset, offset + limit - 1, name, "1" if eligible_name else "0"]
+            args: list[str | int] = [
+                gen,
+                keys.base(p, gen),
+                offset,
+                offset + limit - 1,
+                name,
+                "1" if eligible_name else "0",
+            ]
             self.scripts.page(keys=ks, args=args, client=pipe)
 
         _, total, updated, flat = self._run([call])[0]
@@ -199,7 +216,7 @@ class Boards:
         """Return a citizen's weekly and all-time places, prize rank and the last prize place, atomically."""
         m = keys.member(citizen_id)
 
-        def call(gen: int, pipe: Any) -> None:
+        def call(gen: int, pipe: Pipeline) -> None:
             p = self.prefix
             ks = [
                 keys.gen_key(p),

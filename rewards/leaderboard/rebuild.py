@@ -189,14 +189,14 @@ def send_pipelined(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> 
     if getattr(pool, "connection_class", None) not in _PLAIN_CONNECTIONS:
         pipe = client.pipeline(transaction=False)
         for command in commands:
-            pipe.execute_command(*command)
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         pipe.execute()
         return
     payload = [b"".join(hiredis.pack_command(command) for command in commands)]
     conn = pool.get_connection()
 
     def send() -> redis.ResponseError | None:
-        conn.send_packed_command(payload)
+        conn.send_packed_command(payload)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         first: redis.ResponseError | None = None
         for _ in commands:
             try:
@@ -206,9 +206,9 @@ def send_pipelined(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> 
         return first
 
     try:
-        error = conn.retry.call_with_retry(send, lambda _exc: conn.disconnect())
+        error = conn.retry.call_with_retry(send, lambda _exc: conn.disconnect())  # type: ignore[no-untyped-call]
     except BaseException:
-        conn.disconnect()  # replies may be left unread: never hand this connection out as it is
+        conn.disconnect()  # type: ignore[no-untyped-call]  # replies may be left unread: never reuse it as it is
         raise
     finally:
         pool.release(conn)

@@ -13,9 +13,9 @@ string.format('%d') / ('%.17g'), never tostring() (which rounds to 14 digits).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 # Shared helpers; `s` (summary key), `base` (generation key base) and `m` (member) are set by each script.
 _PRELUDE = """
@@ -184,11 +184,11 @@ return old
 class Scripts:
     """The scripts registered on one client (EVALSHA, reloaded automatically after a SCRIPT FLUSH/restart)."""
 
-    apply: Any
-    restate: Any
-    page: Any
-    standing: Any
-    swap: Any
+    apply: Script
+    restate: Script
+    page: Script
+    standing: Script
+    swap: Script
 
 
 def register(client: redis.Redis) -> Scripts:

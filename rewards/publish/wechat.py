@@ -42,7 +42,7 @@ INVALID_MEDIA_ID = 40007
 BATCH_PAGES = 5  # reconciliation looks at the 100 newest drafts / posts
 
 
-class TokenClient(WeChatClient):  # wechatpy is untyped
+class TokenClient(WeChatClient):  # type: ignore[misc]  # wechatpy ships no type information
     """wechatpy client on a configurable base URL, with the token cached in Redis and refreshed under a lock."""
 
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
