@@ -12,15 +12,20 @@ from sqlalchemy import Engine, MetaData
 
 from rewards.db import Base
 
-ROOT = Path(__file__).resolve().parent.parent
+# Shipped inside the package (package data), so an installed wheel migrates as a source checkout does.
+PACKAGE_DIR = Path(__file__).resolve().parent
+ALEMBIC_INI = PACKAGE_DIR / "alembic.ini"
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 
 
 def _import_models() -> MetaData:
-    import intake_adapter.models  # noqa: F401  (registers the inbox table)
-    import rewards.cases.models
-    import rewards.leaderboard.snapshot
-    import rewards.publish.models
-    import rewards.scoring.ledger  # noqa: F401
+    """Import every module that declares tables (each registers them on Base.metadata), return that metadata."""
+    # Imported here, not at the top: only to register their tables; the list is every table the migrations create
+    import intake_adapter.models  # noqa: F401  (inbox_events)
+    import rewards.cases.models  # citizens, cases, case_history, audit_log
+    import rewards.leaderboard.weeks  # weekly_snapshots, weekly_snapshot_rows
+    import rewards.publish.models  # publications, winner_notices
+    import rewards.scoring.ledger  # noqa: F401  (ledger_entries)
 
     return Base.metadata
 
@@ -29,9 +34,11 @@ target_metadata = _import_models()
 
 
 def alembic_config() -> Config:
-    """Return the Alembic config of the project, wherever it is run from."""
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    """Return the Alembic config of the project, wherever it is run from and however it is installed."""
+    cfg = Config(str(ALEMBIC_INI))
+    # Explicit, not only the ini's %(here)s: the migrations sit beside this module. A '%' in the install path would
+    # read as interpolation to configparser, hence the escape.
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     return cfg
 
 
