@@ -15,12 +15,14 @@ import atexit
 import fcntl
 import os
 import shutil
+import signal
 import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 import redis
@@ -48,7 +50,9 @@ def _client_options() -> dict[str, Any]:
 def make_redis(settings: Settings) -> redis.Redis:
     """Connect to REWARDS_REDIS_URL, or to the embedded redis-server of `settings.data_dir` (started on demand).
 
-    Either way a plain `redis.Redis` (the embedded one over a unix socket) with decoded responses.
+    Either way a plain `redis.Redis` (the embedded one over a unix socket) with decoded responses. A process that
+    uses the embedded server releases it at exit; for that, SIGTERM (when it has its default action) exits through
+    the exit hooks.
     """
     if settings.redis_url:
         return redis.Redis.from_url(settings.redis_url, **_client_options())
@@ -135,7 +139,25 @@ def _embedded_server(data_dir: Path) -> EmbeddedServer:
         server = EmbeddedServer(db_path, handle)
         _servers[db_path] = server
         atexit.register(server.release)
+        _exit_hooks_on_sigterm()
         return server
+
+
+def _exit_hooks_on_sigterm() -> None:
+    """Let SIGTERM end this process through its exit hooks, so that it releases the embedded server.
+
+    Only where SIGTERM still has its default action (which ends the process without running atexit hooks), from
+    the main thread; a handler someone installed is left alone. uvicorn captures SIGTERM for its graceful
+    shutdown and then raises it again into the handler it found: this one, when the server was joined first.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _start_or_join(db_path: Path) -> _RedisliteHandle:
@@ -177,12 +199,26 @@ def _others_connected(socket_path: str, own_name: str) -> bool:
             probe_id = probe.client_id()
             deadline = time.monotonic() + _GONE_WAIT_S
             while True:
-                clients = [c for c in probe.client_list() if int(c["id"]) != probe_id]
+                clients = [c for c in probe.client_list() if int(c["id"]) != probe_id and not _dead(c.get("name", ""))]
                 if not any(c.get("name") == own_name for c in clients) or time.monotonic() > deadline:
                     return any(c.get("name") != own_name for c in clients)
                 time.sleep(0.01)
     except (redis.RedisError, OSError):
         return True  # not reachable: nothing to stop, and nothing to tidy behind a server that may still run
+
+
+def _dead(client_name: str) -> bool:
+    """Whether a connection belongs to a process of ours that has ended (the server will drop it shortly)."""
+    prefix, _, pid = client_name.rpartition("-")
+    if prefix != "rewards" or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, another user's
+        return False
+    return False
 
 
 def _shutdown(socket_path: str) -> None:
