@@ -1,7 +1,8 @@
 """End-to-end benchmark (not a test): real PostgreSQL + Redis, the service under uvicorn, load from a second process.
 
     .venv/bin/python bench/e2e.py --full     # 4.4M citizens, 350,000 valid cases in the closed week
-    .venv/bin/python bench/e2e.py --quick    # the same code at small sizes (a smoke run)
+    .venv/bin/python bench/e2e.py --quick    # the same code at small sizes
+    .venv/bin/python bench/e2e.py --tiny     # the smallest sizes, no time bound (the smoke test)
 
 Every figure is printed beside a baseline measured in the same run (a markdown table on stdout); `--full` also puts
 the table, the command and the machine into docs/benchmarks.md and README.md (between their e2e markers).
@@ -46,7 +47,6 @@ from rewards.leaderboard import keys
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.rebuild import CHUNK, rebuild, send_pipelined
 from rewards.leaderboard.scores import encode, tick_of
-from rewards.leaderboard.snapshot import close_week
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -65,12 +65,13 @@ class Sizes:
     reads: int  # standing / bare requests per run (and at most `seconds` each)
     reads_single: int  # requests at one connection (latency without queueing)
     intake_events: int  # events sent to the webhook, 100 per batch
-    seconds: float  # time bound of every load phase
+    seconds: float | None  # time bound of every load phase (None: none, every request is sent)
     connections: int  # concurrent connections of the read and verdict load
     intake_connections: int
 
 
 SIZES = {
+    "tiny": Sizes(2_000, 500, 200, 50, 200, 50, 200, None, 4, 2),
     "quick": Sizes(20_000, 5_000, 2_000, 300, 1_500, 200, 600, 10, 8, 2),
     "full": Sizes(4_400_000, 350_000, 120_000, 20_000, 40_000, 1_000, 20_000, 20, 8, 2),
 }
@@ -374,7 +375,7 @@ class Bench:
         try:
             before = int(self.redis.info("memory")["used_memory"])
             start = time.perf_counter()
-            report = self.step("rebuild", lambda: rebuild(container))
+            report = self.step("rebuild", lambda: rebuild(container.db, container.boards))
             built = time.perf_counter() - start
             used = int(self.redis.info("memory")["used_memory"]) - before
             gen = report.generation
@@ -411,7 +412,7 @@ class Bench:
         container = bootstrap(self.settings())
         try:
             start = time.perf_counter()
-            closed = close_week(container, self.last_week)
+            closed = container.closer.close(self.last_week)
             took = time.perf_counter() - start
         finally:
             container.close()
@@ -656,11 +657,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, run every phase, print the table (and write the docs on --full)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the same code")
+    size.add_argument("--tiny", action="store_true", help="the smallest sizes and no time bound: a smoke run")
+    size.add_argument("--quick", action="store_true", help="small sizes: a short run of the same code")
     size.add_argument("--full", action="store_true", help="4.4M citizens, 350,000 cases (the default)")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md and README.md")
     args = parser.parse_args(argv)
-    sizes = SIZES["quick" if args.quick else "full"]
+    sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     pg_url = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     bench = Bench(sizes, pg_url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
     command = ".venv/bin/python bench/e2e.py " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
@@ -674,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.step("clean-up", bench.cleanup)
     block = report(bench, command.strip(), time.perf_counter() - start)
     print(block)
-    if not args.quick and not args.no_docs:
+    if not (args.tiny or args.quick or args.no_docs):
         replace_block(ROOT / "docs" / "benchmarks.md", block, "# Benchmarks")
         replace_block(ROOT / "README.md", block, "# rewards")
     return 0

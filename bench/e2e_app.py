@@ -13,20 +13,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from rewards.asgi import app_factory as product_app
+from rewards.bootstrap import Container
 from rewards.leaderboard import keys
-from rewards.leaderboard.boards import Boards
-from rewards.leaderboard.service import current_week
 
 
 def app_factory() -> FastAPI:
     """Build the product app for this worker and add the bare ZREVRANK endpoint."""
     app = product_app()
-    container = app.state.container
+    container: Container = app.state.container
     client = container.redis
     prefix = container.settings.leaderboard_key_prefix
-    board = keys.board_key(
-        prefix, Boards(client, container.settings).generation(), keys.weekly(current_week(container))
-    )
+    week = str(container.leaderboard.current_week())
+    board = keys.board_key(prefix, container.boards.generation(), keys.weekly(week))
 
     @app.get("/bench/zrevrank/{member}", include_in_schema=False)
     def zrevrank(member: str) -> dict[str, int | None]:

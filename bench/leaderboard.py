@@ -1,7 +1,8 @@
 """Leaderboard benchmark (not a test): real Redis, every figure next to a baseline measured in the same run.
 
     .venv/bin/python bench/leaderboard.py            # 1M and 4.4M citizens, 350,000 cases (a few minutes)
-    .venv/bin/python bench/leaderboard.py --quick    # small sizes: a smoke run of the same code
+    .venv/bin/python bench/leaderboard.py --quick    # small sizes: a short run of the same code
+    .venv/bin/python bench/leaderboard.py --tiny     # the smallest sizes: a smoke run (tests/e2e/test_bench_smoke.py)
 
 BENCH_REDIS_URL (default redis://127.0.0.1:6379/0) names the server. Keys live under a private prefix and are
 freed with UNLINK at the end of each section. Prints:
@@ -24,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -39,7 +41,14 @@ from rewards.config import Settings
 from rewards.db import make_engine
 from rewards.leaderboard import keys, scores
 from rewards.leaderboard.boards import Boards
-from rewards.leaderboard.rebuild import CHUNK, CitizenLedger, free_generation, rebuild, write_generation
+from rewards.leaderboard.rebuild import (
+    CHUNK,
+    CitizenLedger,
+    free_generation,
+    rebuild,
+    stream_ledger,
+    write_generation,
+)
 from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.model import EntryFacts
 
@@ -47,6 +56,24 @@ T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday of 2026-W48 (08:00 in Sh
 WEEK = "2026-W48"
 DISTRICTS = ["城关区", "七里河区", "西固区", "安宁区", "红古区", "永登县", "皋兰县", "榆中县"]
 RUN = uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much data one run uses."""
+
+    entries: int  # (a) award-path entries
+    populations: tuple[int, ...]  # (b)(d) board populations, grown one after another
+    samples: int  # (b) standing lookups per population
+    cases: int  # (c) cases of the SQL ledger
+    citizens: int  # (c) their reporters
+
+
+SIZES = {
+    "tiny": Sizes(1_000, (2_000, 5_000), 200, 2_000, 500),
+    "quick": Sizes(5_000, (20_000, 50_000), 500, 20_000, 5_000),
+    "full": Sizes(50_000, (1_000_000, 4_400_000), 5_000, 350_000, 100_000),
+}
 
 
 def settings_for(prefix: str) -> Settings:
@@ -295,14 +322,12 @@ def section_sql(client: redis.Redis, redis_url: str, cases: int, citizens: int) 
         container = bootstrap(s, clock=FixedClock(T0), redis_client=client)
         try:
             start = time.perf_counter()
-            report = rebuild(container)
+            report = rebuild(container.db, container.boards)
             built = time.perf_counter() - start
             with container.read() as session:
-                from rewards.leaderboard.rebuild import stream_ledger
-
                 raw = raw_zadd(client, prefix, stream_ledger(session))
         finally:
-            container.engine.dispose()
+            container.db.close()  # not container.close(): the Redis client is the caller's
             free_prefix(client, prefix)
     print(f"(c) rebuild from SQL (SQLite): {cases:,} cases = {entries:,} ledger entries, {report.citizens:,} citizens")
     print(f"    full rebuild {built:.1f} s ({rate(entries, built)} entries; stream, fold, write, swap, catch-up,")
@@ -315,18 +340,19 @@ def section_sql(client: redis.Redis, redis_url: str, cases: int, citizens: int) 
 def main() -> None:
     """Run every section and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--tiny", action="store_true", help="the smallest sizes (a smoke run)")
+    size.add_argument("--quick", action="store_true", help="small sizes")
     args = parser.parse_args()
+    sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=60)
     info = client.info("server")
     print(f"Redis {info['redis_version']} at {url}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
-    populations = [20_000, 50_000] if args.quick else [1_000_000, 4_400_000]
-    cases, citizens = (20_000, 5_000) if args.quick else (350_000, 100_000)
     start = time.perf_counter()
-    section_award(client, 5_000 if args.quick else 50_000)
-    section_populations(client, populations, 500 if args.quick else 5_000)
-    section_sql(client, url, cases, citizens)
+    section_award(client, sizes.entries)
+    section_populations(client, list(sizes.populations), sizes.samples)
+    section_sql(client, url, sizes.cases, sizes.citizens)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -1,7 +1,8 @@
 """WeChat "排名" reply benchmark (not a test): real Redis, a SQLite ledger, figures next to a same-run baseline.
 
     .venv/bin/python bench/wechat_reply.py            # 50,000 citizens, 100,000 ledger lines
-    .venv/bin/python bench/wechat_reply.py --quick    # 2,000 citizens: a smoke run of the same code
+    .venv/bin/python bench/wechat_reply.py --quick    # 2,000 citizens: a short run of the same code
+    .venv/bin/python bench/wechat_reply.py --tiny     # 300 citizens: a smoke run (tests/e2e/test_bench_smoke.py)
 
 BENCH_REDIS_URL (default redis://127.0.0.1:6379/0) names the server; keys live under a private prefix and are
 unlinked at the end. Prints p50/p99 of the whole HTTP callback (signature check, rate limit, standing, reply
@@ -123,10 +124,12 @@ def timed(fn: Callable[[], object], n: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--tiny", action="store_true", help="300 citizens, 40 requests per measure (a smoke run)")
+    size.add_argument("--quick", action="store_true", help="2,000 citizens, 200 requests per measure")
     args = parser.parse_args()
-    citizens, lines, n = (2_000, 4_000, 200) if args.quick else (50_000, 100_000, 500)
+    citizens, lines, n = (300, 600, 40) if args.tiny else (2_000, 4_000, 200) if args.quick else (50_000, 100_000, 500)
     client = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), decode_responses=True)
     prefix = f"bench-wx-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +149,7 @@ def main() -> None:
         dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
         down = bootstrap(settings, clock=clock, engine=container.engine, redis_client=dead)
         try:
-            rebuild(container)
+            rebuild(container.db, container.boards)
             ts = str(int(NOW.timestamp()))
             q = {
                 "signature": hashlib.sha1("".join(sorted([TOKEN, ts, "n"])).encode()).hexdigest(),

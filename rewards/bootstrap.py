@@ -33,8 +33,8 @@ from rewards.leaderboard.weeks import WeekCloser
 from rewards.locks import Leases
 from rewards.logs import get_logger
 from rewards.program import Program
+from rewards.publish.jobs import WeeklyJobs
 from rewards.publish.port import Publisher
-from rewards.publish.scheduler import WeeklyJobs
 from rewards.publish.service import PublishService
 from rewards.publish.wechat import make_publisher
 from rewards.redis_client import make_redis

@@ -63,13 +63,15 @@ class TokenClient(WeChatClient):  # type: ignore[misc]  # wechatpy ships no type
     @property
     def access_token(self) -> str:
         """The cached token (fetched when missing or about to expire); remembered as the one this call used."""
+        self._used.judged = self.session.get(self.access_token_key)  # what wechatpy is about to find stale (or not)
         token: str = super().access_token
         self._used.token = token
         return token
 
     def fetch_access_token(self) -> None:
-        """Called by wechatpy when the cached token is missing or about to expire."""
-        self.refresh(stale=self.session.get(self.access_token_key))
+        """Called by wechatpy when the token it read is missing or about to expire: replace that one only (a token
+        another process stored since then is fresh, so re-reading the cache here would fetch a second one)."""
+        self.refresh(stale=getattr(self._used, "judged", None))
 
     def refresh_after_rejection(self) -> None:
         """Replace the token WeChat just refused (unless another process already did)."""

@@ -1,4 +1,9 @@
-"""Smoke run of the end-to-end benchmark (bench/e2e.py --quick) so that it cannot rot unnoticed."""
+"""Smoke runs of the benchmarks (bench/*.py --tiny) so that they cannot rot unnoticed.
+
+Each script runs end to end at its smallest size and must print every figure beside its baseline and ratio. The
+figures themselves are never checked: no assertion here depends on how fast the machine is. `--tiny` has no time
+bound on the load phases, so the request counts in the e2e table are exact.
+"""
 
 from __future__ import annotations
 
@@ -11,44 +16,99 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = [
-    r"\| `rebuild` of 20,000 citizens .* \| [\d.]+ s .* \| raw ZADD of the same [\d,]+ members .* packed by hiredis",
+HANG_GUARD_SECONDS = 1800  # only stops a hung script; a slow machine is not a failure
+NUM = r"[\d,.]+"
+
+E2E_ROWS = [
+    r"\| `rebuild` of 2,000 citizens .* \| [\d.]+ s .* \| raw ZADD of the same [\d,]+ members .* packed by hiredis",
     r"\| `rebuild` \(as above\) \| [\d.]+ s \| raw ZADD of the same [\d,]+ members .* through redis-py's pipeline",
-    r"\| weekly close of \d{4}-W\d{2} \(5,000 valid cases, [\d,]+ eligible participants.* \| [\d.]+ s \| bare SQL",
+    r"\| weekly close of \d{4}-W\d{2} \(500 valid cases, [\d,]+ eligible participants.* \| [\d.]+ s \| bare SQL",
     r"\| weekly close \(as above\) \| [\d.]+ s \| raw pipelined ZADD of the week's [\d,]+ members",
-    r"\| `GET /api/v1/citizens/\{openid\}/standing` \(20,000 citizens on the boards.* \| [\d,]+ req/s \| bare endpoint",
-    r"\| standing latency p50 / p99 at 8 connections \| [\d.]+ / [\d.]+ ms \| bare ZREVRANK endpoint",
+    r"\| `GET /api/v1/citizens/\{openid\}/standing` \(2,000 citizens on the boards; 4 connections, 200 req\)"
+    r" \| [\d,]+ req/s \| bare endpoint .* \(200 req\)",
+    r"\| standing latency p50 / p99 at 4 connections \| [\d.]+ / [\d.]+ ms \| bare ZREVRANK endpoint",
     r"\| standing latency p50 / p99 at 1 connection \| [\d.]+ / [\d.]+ ms \| bare ZREVRANK endpoint",
-    r"\| verdicts through HTTP .* 300 verdicts\) \| [\d,]+/s .* \| the same count of bare INSERT \+ COMMIT",
-    r"\| intake events .* 600 events\) \| [\d,]+ events/s .* \| bare INSERT \+ COMMIT of each event's JSON",
+    r"\| verdicts through HTTP .* 50 verdicts\) \| [\d,]+/s .* \| the same count of bare INSERT \+ COMMIT",
+    r"\| intake events .* 200 events\) \| [\d,]+ events/s .* \| bare INSERT \+ COMMIT of each event's JSON",
     r"\| web worker peak RSS .* \| \d+ MiB \|",
-    r"\| Redis memory per citizen .* \| \d+ B \|",
+    r"\| Redis memory per citizen .* \| -?\d+ B \|",
+]
+LEADERBOARD_LINES = [
+    r"^\(a\) award path, 1,000 entries pipelined",
+    rf"^    Lua apply {NUM}/s   raw ZINCRBY \(1 board\) {NUM}/s   ratio {NUM}x the time$",
+    rf"^    one entry per round trip, 100 entries: Lua apply {NUM}/s$",
+    rf"^    raw ZINCRBY {NUM}/s   ratio {NUM}x the time$",
+    r"^2,000 citizens:$",
+    r"^5,000 citizens:$",
+    rf"^  \(b\) standing\(\) p50 {NUM} ms  p99 {NUM} ms",
+    rf"bare ZRANK p50 {NUM} ms  p99 {NUM} ms$",
+    rf"^  \(d\) memory -?{NUM} B/citizen",
+    rf"^  \(c\) rebuild of 5,000 citizens .*\n.* raw ZADD of the same members {NUM} s   ratio {NUM}x the time$",
+    r"^\(c\) rebuild from SQL \(SQLite\): 2,000 cases = [\d,]+ ledger entries",
+    rf"raw ZADD of the same members {NUM} s   ratio {NUM}x the time$",
+]
+WECHAT_LINES = [
+    r"^300 citizens, 600 ledger lines; p50 / p99 in ms, ratio of p50 to the baseline$",
+    rf"^  baseline GET /healthz +{NUM} / +{NUM}$",
+    rf"^  排名 plain \(Redis boards\) +{NUM} / +{NUM}   x{NUM}$",
+    rf"^  排名 safe mode \(Redis boards\) +{NUM} / +{NUM}   x{NUM}$",
+    rf"^  排名 plain, Redis down \(ledger\) +{NUM} / +{NUM}   x{NUM}$",
 ]
 
 
-@pytest.mark.slow
-def test_quick_benchmark_prints_every_row(redis_server: redis.Redis) -> None:
-    """`bench/e2e.py --quick` exits 0 and prints the whole table with a figure and a ratio in every row."""
-    env = {**os.environ, "BENCH_PG_URL": PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1)}
+def run_bench(script: str) -> subprocess.CompletedProcess[str]:
+    """Run `bench/<script> --tiny` against the test services; fail with its stderr when it exits non-zero."""
+    env = {
+        **os.environ,
+        "BENCH_PG_URL": PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1),
+        "BENCH_REDIS_URL": REDIS_URL,
+    }
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "e2e.py"), "--quick"],
+        [sys.executable, str(ROOT / "bench" / script), "--tiny"],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_GUARD_SECONDS,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def assert_lines(patterns: list[str], out: str) -> None:
+    for pattern in patterns:
+        assert re.search(pattern, out, re.M), f"missing {pattern!r} in:\n{out}"
+
+
+@pytest.mark.slow
+def test_e2e_benchmark_prints_every_row_with_its_ratio(redis_server: redis.Redis) -> None:
+    """`bench/e2e.py --tiny` exits 0 and prints the whole table with a figure and a ratio in every timed row."""
+    done = run_bench("e2e.py")
     out = done.stdout
-    for row in ROWS:
-        assert re.search(row, out), f"missing row {row!r} in:\n{out}"
+    assert_lines(E2E_ROWS, out)
     table = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| measure")]
-    assert len(table) == len(ROWS), out
+    assert len(table) == len(E2E_ROWS), out
     ratios = [line.split(" | ")[4] for line in table[:9]]
     assert all(re.match(r"[\d.]+×", r) for r in ratios), ratios
     assert re.search(r"^Targets: rebuild .*; weekly close .*; standing .*\.$", out, re.M), out
     assert "unlinked" in done.stderr  # clean-up ran
+
+
+@pytest.mark.slow
+def test_leaderboard_benchmark_prints_every_section_with_its_ratio(redis_server: redis.Redis) -> None:
+    """`bench/leaderboard.py --tiny` exits 0 and prints sections (a)-(d), each figure beside its baseline."""
+    out = run_bench("leaderboard.py").stdout
+    assert_lines(LEADERBOARD_LINES, out)
+    assert len(re.findall(r"ratio [\d.]+x the time", out)) == 4, out
+    assert len(re.findall(r"\(b\) standing\(\)", out)) == 2, out  # one per population
+
+
+@pytest.mark.slow
+def test_wechat_reply_benchmark_prints_each_reply_against_the_baseline(redis_server: redis.Redis) -> None:
+    """`bench/wechat_reply.py --tiny` exits 0 and prints every reply path with its ratio to GET /healthz."""
+    out = run_bench("wechat_reply.py").stdout
+    assert_lines(WECHAT_LINES, out)

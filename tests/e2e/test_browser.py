@@ -10,7 +10,7 @@ import redis
 from sqlalchemy import Engine
 
 from rewards.bootstrap import Container, bootstrap
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter
 from rewards.clock import FixedClock
 from tests.conftest import IN_CI, START, VALIDATOR_TOKEN, flush_prefix, test_settings
 from tests.e2e.browser import FLAGS, chromium_path, save_screenshot
@@ -51,7 +51,7 @@ def award(c: Container, case_id: str, openid: str, name: str, verdict: bool = Tr
     clock.advance(minutes=1)
     reporter = Reporter(openid=openid, name=name, phone="13900001111", district="城关区", verified=True)
     with c.uow() as uow:
-        report = NewReport(
+        report = ReportCase(
             case_id=case_id,
             category="street_lamp",
             reported_at=clock.now(),
@@ -65,7 +65,7 @@ def award(c: Container, case_id: str, openid: str, name: str, verdict: bool = Tr
         c.flows.report(uow, report, ACTOR)
     if verdict:
         with c.uow() as uow:
-            c.flows.verdict(uow, case_id, "valid", ACTOR)
+            c.flows.verdict(uow, GiveVerdict(case_id, "valid"), ACTOR)
 
 
 def test_citizen_opens_me_and_sees_their_rank(browser, site) -> None:  # type: ignore[no-untyped-def]
@@ -104,7 +104,7 @@ def test_validator_verdict_appears_on_the_citizens_page(browser, site) -> None: 
     save_screenshot(console, "console")
     card.locator("button[value=valid]").click()
     console.wait_for_load_state()
-    assert "LZ-9 已处理" in console.inner_text(".flash")
+    assert "LZ-9 已处理：有效，已立案" in console.inner_text(".flash")
     citizen.reload()
     assert citizen.inner_text("#week-points") == "1"
     assert citizen.inner_text("#week-rank") == "1"

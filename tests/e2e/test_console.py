@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rewards.auth import Principal
+from rewards.http.auth import Principal
 from rewards.web.console import csrf_token
 from tests.conftest import auth
 
@@ -66,7 +66,7 @@ def test_console_refuses_bad_form_token_and_anonymous(client) -> None:  # type: 
 
 
 def test_domain_errors_come_back_as_a_message(client, settings) -> None:  # type: ignore[no-untyped-def]
-    token = csrf_token(settings.session_secret, Principal("validator-1", "validator"))
+    token = csrf_token(settings.session_secret.get_secret_value(), Principal("validator-1", "validator"))
     r = client.post(
         "/console/cases/NOPE/verdict", data={"verdict": "valid", "csrf": token}, headers=auth(), follow_redirects=False
     )
@@ -102,6 +102,13 @@ def test_queue_shows_the_earlier_nearby_report_as_a_duplicate_hint(client) -> No
     cards = {m.group(1): m.group(2) for m in re.finditer(r'data-case-id="([^"]+)">(.*?)</section>', html, re.S)}
     assert "疑似重复" not in cards["LZ-A"] and "疑似重复" not in cards["LZ-C"]
     assert "疑似重复" in cards["LZ-B"] and 'value="LZ-A"' in cards["LZ-B"]
+    # the pre-filled "重复于" only counts for the verdict duplicate: "valid" sent with it files the case
+    form = {"verdict": "valid", "duplicate_of": "LZ-A", "reason": "", "csrf": csrf(client)}
+    r = client.post("/console/cases/LZ-B/verdict", data=form, headers=auth(), follow_redirects=False)
+    assert r.status_code == 303 and "flash=" in r.headers["location"], r.headers["location"]
+    assert "已处理：有效，已立案" in client.get(r.headers["location"], headers=auth()).text
+    case = client.get("/api/v1/cases/LZ-B", headers=auth()).json()
+    assert case["status"] == "filed" and case["duplicate_of"] is None
 
 
 def test_a_wrong_token_is_refused_even_beside_a_valid_console_session(client) -> None:  # type: ignore[no-untyped-def]

@@ -32,12 +32,10 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from intake_adapter.auth import signature
 from rewards.app import create_app
 from rewards.bootstrap import Container, bootstrap
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.clock import FixedClock, IsoWeek
 from rewards.db import make_engine
-from rewards.leaderboard.snapshot import close_week
 from rewards.publish.outbox import OutboxPublisher
-from rewards.publish.service import PublishService
 from rewards.web.wechat import wechat_signature
 from tests.conftest import ADMIN_TOKEN, START, flush_prefix, test_settings, wipe
 
@@ -95,24 +93,24 @@ def seed(c: Container) -> None:
     for i, (openid, name) in enumerate((("oFuzzA", "张三明"), ("oFuzzB", "李四"), ("oFuzzC", None))):
         with c.uow() as uow:
             who = Reporter(openid, name=name, phone="13812341234", verified=i != 2, district="城关区")
-            c.flows.report(uow, NewReport(f"W47-{i}", "street_lamp", clock.now(), who, lat=36.06, lon=103.83), ACTOR)
-            c.flows.verdict(uow, f"W47-{i}", "valid", ACTOR)
+            c.flows.report(uow, ReportCase(f"W47-{i}", "street_lamp", clock.now(), who, lat=36.06, lon=103.83), ACTOR)
+            c.flows.verdict(uow, GiveVerdict(f"W47-{i}", "valid"), ACTOR)
         clock.advance(minutes=5)
     clock.set(START)
-    close_week(c, IsoWeek.parse("2026-W47"))
-    PublishService(c, sleep=lambda _: None).publish("2026-W47")
+    c.closer.close(IsoWeek.parse("2026-W47"))
+    c.publishing.publish("2026-W47")
     for i, status in enumerate(("reported", "filed", "refused", "voided", "reported")):
         case_id = f"W48-{i}"
         with c.uow() as uow:
             who = Reporter(f"oFuzz{i}", name="王五", verified=True, district="七里河区") if i != 4 else None
-            report = NewReport(case_id, "manhole_cover", clock.now(), who, lat=36.06 + i / 1e4, lon=103.83)
+            report = ReportCase(case_id, "manhole_cover", clock.now(), who, lat=36.06 + i / 1e4, lon=103.83)
             c.flows.report(uow, report, ACTOR)
             if status in ("filed", "voided"):
-                c.flows.verdict(uow, case_id, "valid", ACTOR)
+                c.flows.verdict(uow, GiveVerdict(case_id, "valid"), ACTOR)
             if status == "voided":
-                c.flows.void(uow, case_id, "摆拍", ACTOR)
+                c.flows.void(uow, VoidCase(case_id, "摆拍"), ACTOR)
             if status == "refused":
-                c.flows.verdict(uow, case_id, "invalid", ACTOR)
+                c.flows.verdict(uow, GiveVerdict(case_id, "invalid"), ACTOR)
         clock.advance(minutes=1)
     clock.set(START)
 
@@ -136,7 +134,9 @@ def api_schema(pg_url: str, redis_server: redis.Redis, tmp_path_factory: pytest.
     wipe(engine)
     flush_prefix(redis_server, s.leaderboard_key_prefix)
     outbox = OutboxPublisher(s.outbox_dir)  # publish to files, never to WeChat
-    c = bootstrap(s, clock=FixedClock(START), engine=engine, redis_client=redis_server, publisher=outbox)
+    c = bootstrap(
+        s, clock=FixedClock(START), engine=engine, redis_client=redis_server, publisher=outbox, sleep=lambda _: None
+    )
     seed(c)
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(c))
     flush_prefix(redis_server, s.leaderboard_key_prefix)

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from rewards.app import create_app
-from rewards.auth import Principal
 from rewards.bootstrap import Container, bootstrap
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, ReportCase, Reporter
 from rewards.clock import FixedClock
+from rewards.http.auth import Principal
+from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from rewards.web.console import csrf_token
-from rewards.web.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from tests.conftest import ADMIN_TOKEN, START, flush_prefix, test_settings
 
 OPEN311_KEY = "test-open311-key"
@@ -108,7 +108,7 @@ def hostile_http(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[tuple
     with c.uow() as uow:
         who = Reporter("oHostile", name="张三明", phone="13812341234", verified=True)
         c.flows.report(
-            uow, NewReport("HX-1", "street_lamp", START, who, lat=36.06, lon=103.83), Actor("seed", "console")
+            uow, ReportCase("HX-1", "street_lamp", START, who, lat=36.06, lon=103.83), Actor("seed", "console")
         )
     with TestClient(create_app(c)) as http:
         yield http, c
@@ -144,7 +144,7 @@ def send(http: TestClient, c: Container, route: tuple[str, str, str, tuple[str, 
         headers["Content-Type"] = "application/json"
     else:
         if path.startswith("/console"):
-            data.setdefault("csrf", csrf_token(c.settings.session_secret, Principal("admin-1", "admin")))
+            data.setdefault("csrf", csrf_token(c.http.codec.secret, Principal("admin-1", "admin")))
         if path.startswith("/open311"):
             data.setdefault("api_key", OPEN311_KEY)
         kw["data"] = data

@@ -9,7 +9,7 @@ import pytest
 from georeport import GeoReport
 
 from rewards.bootstrap import Container
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter
 from rewards.cases.geo import haversine_m
 from tests.fakes.live import live_server
 
@@ -29,7 +29,7 @@ def base_url(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def seed(c: Container) -> None:
     with c.uow() as uow:
         for n, (case_id, category) in enumerate([("SH-1", "street_lamp"), ("SH-2", "manhole_cover")]):
-            report = NewReport(
+            report = ReportCase(
                 case_id=case_id,
                 category=category,
                 reported_at=c.clock.now() - timedelta(hours=3 - n),
@@ -38,10 +38,10 @@ def seed(c: Container) -> None:
                 lat=SHANGHAI_GCJ[0],
                 lon=SHANGHAI_GCJ[1],
                 coord_system="gcj02",
-                photos=["https://img.example/p.jpg"],
+                photos=("https://img.example/p.jpg",),
             )
             c.flows.report(uow, report, ACTOR)
-        c.flows.verdict(uow, "SH-1", "invalid", ACTOR, reason="非本辖区")
+        c.flows.verdict(uow, GiveVerdict("SH-1", "invalid", reason="非本辖区"), ACTOR)
 
 
 @pytest.mark.parametrize("output_format", ["json", "xml"])

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from rewards.app import create_app
@@ -134,7 +135,7 @@ def test_a_forged_or_foreign_cookie_is_no_session(client: TestClient, stand_in: 
     client.cookies.set("rw_session", value[:-2] + ("AA" if not value.endswith("AA") else "BB"))
     assert client.get("/auth/session").json()["citizen"] is None
     assert client.get("/api/v1/citizens/oCitizenB/points").status_code == 401
-    with app_with(client.app.state.container, session_secret="another-secret") as other:
+    with app_with(client.app.state.container, session_secret=SecretStr("another-secret")) as other:
         other.cookies.set("rw_session", value)
         assert other.get("/auth/session").json()["citizen"] is None
 

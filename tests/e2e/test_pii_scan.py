@@ -27,12 +27,10 @@ from sqlalchemy import Engine
 
 from rewards.app import create_app
 from rewards.bootstrap import Container, bootstrap
-from rewards.cases.flows import Actor
+from rewards.cases.commands import Actor, SetBan
 from rewards.clock import FixedClock, IsoWeek
-from rewards.leaderboard.snapshot import close_week
+from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from rewards.publish.outbox import OutboxPublisher
-from rewards.publish.service import PublishService
-from rewards.web.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from tests.conftest import ADMIN_TOKEN, START, flush_prefix, test_settings
 
 WECHAT_TOKEN = "pii-wechat-token"
@@ -115,7 +113,12 @@ def pii(pg_engine: Engine, redis_server: redis.Redis, tmp_path: Path) -> Iterato
     )
     flush_prefix(redis_server, s.leaderboard_key_prefix)
     c = bootstrap(
-        s, clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, publisher=OutboxPublisher(s.outbox_dir)
+        s,
+        clock=FixedClock(START),
+        engine=pg_engine,
+        redis_client=redis_server,
+        publisher=OutboxPublisher(s.outbox_dir),
+        sleep=lambda _: None,
     )
     yield c
     flush_prefix(redis_server, s.leaderboard_key_prefix)
@@ -159,9 +162,9 @@ def seed(http: TestClient, c: Container) -> list[str]:
     r = http.post(f"/api/v1/cases/{created['service_request_id']}/verdict", json={"verdict": "valid"}, headers=admin())
     assert r.status_code == 200
     with c.uow() as uow:
-        c.flows.set_banned(uow, PEOPLE[5].openid, True, "刷分", Actor("admin-1", "console"))
-    close_week(c, IsoWeek.parse("2026-W47"))
-    PublishService(c, sleep=lambda _: None).publish("2026-W47")
+        c.flows.set_banned(uow, SetBan(PEOPLE[5].openid, True, "刷分"), Actor("admin-1", "console"))
+    c.closer.close(IsoWeek.parse("2026-W47"))
+    c.publishing.publish("2026-W47")
     return case_ids
 
 

@@ -11,6 +11,7 @@ import pytest
 import redis
 import xmltodict
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import func, select
@@ -230,7 +231,7 @@ def test_url_verification_echoes_echostr(client: TestClient) -> None:
 def test_official_signature_vector_over_http(client: TestClient) -> None:
     """wechatpy's check_signature vector: token 'test', timestamp 1410685589, nonce 'test'."""
     c = client.app.state.container
-    s = c.settings.model_copy(update={"wechat_token": "test", "wechat_callback_max_skew_seconds": 0})
+    s = c.settings.model_copy(update={"wechat_token": SecretStr("test"), "wechat_callback_max_skew_seconds": 0})
     other = bootstrap(s, clock=c.clock, engine=c.engine, redis_client=c.redis)
     with TestClient(create_app(other)) as vector:
         good = {"signature": "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff", "timestamp": "1410685589", "nonce": "test"}

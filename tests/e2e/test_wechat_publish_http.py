@@ -12,6 +12,7 @@ from sqlalchemy import select
 from rewards.app import create_app
 from rewards.bootstrap import Container, bootstrap
 from rewards.cases.models import Citizen
+from rewards.web.console import csrf_token
 from tests.conftest import ADMIN_TOKEN, VALIDATOR_TOKEN, auth
 from tests.fakes import publish_env
 from tests.fakes.publish_env import WEEK, close_w47, service
@@ -91,9 +92,46 @@ def test_a_failed_publication_shows_its_reason_and_is_retried_over_http(
         assert "api unauthorized" in body["error_message"] and body["draft_media_id"]
         page = client.get(f"/weeks/{WEEK}")
         assert "api unauthorized" not in page.text and "待发布" in page.text  # no internals on the public page
-        retried = client.post(f"{PUBLICATION}/retry", headers=auth(ADMIN_TOKEN))
-        assert retried.status_code == 200 and retried.json()["state"] == "published"
-        assert retried.json()["error_code"] is None and retried.json()["attempts"] == 2
+        asked = client.post(f"{PUBLICATION}/retry", headers=auth(ADMIN_TOKEN))
+        assert asked.status_code == 202 and asked.json()["state"] == "drafted"  # resumes after its stored draft
+        (done,) = wx_container.jobs.run_resume()  # the scheduler's sweep runs the retry
+        assert done.state == "published"
+        retried = client.get(PUBLICATION, headers=auth(ADMIN_TOKEN)).json()
+        assert retried["state"] == "published" and retried["error_code"] is None and retried["attempts"] == 2
         assert wx.state.drafts_created == 1 and len(wx.posts()) == 1
         page = client.get(f"/weeks/{WEEK}")
-        assert "已发布" in page.text and retried.json()["article_url"] in page.text
+        assert "已发布" in page.text and retried["article_url"] in page.text
+
+
+@pytest.mark.parametrize(
+    ("how", "endpoint", "resumes_from"),
+    [("api", "draft/add", "pending"), ("api", "freepublish/submit", "drafted"), ("console", "draft/add", "pending")],
+)
+def test_asking_for_a_retry_over_http_makes_no_wechat_call(
+    wx_container: Container, wx: WeChatServer, how: str, endpoint: str, resumes_from: str
+) -> None:
+    close_w47(wx_container)
+    wx.inject(endpoint, "errcode", 48001)
+    assert service(wx_container).publish(WEEK).state == "failed"
+    calls = len(wx.calls)
+    with TestClient(create_app(wx_container)) as client:
+        if how == "api":
+            asked = client.post(f"{PUBLICATION}/retry", headers=auth(ADMIN_TOKEN))
+            assert asked.status_code == 202
+        else:  # the console's retry button
+            admin = wx_container.http.tokens.principal(ADMIN_TOKEN)
+            assert admin is not None
+            form = {"csrf": csrf_token(wx_container.http.codec.secret, admin)}
+            asked = client.post(
+                f"/console/weeks/{WEEK}/retry", headers=auth(ADMIN_TOKEN), data=form, follow_redirects=False
+            )
+            assert asked.status_code == 303 and "flash=" in asked.headers["location"]
+        body = client.get(PUBLICATION, headers=auth(ADMIN_TOKEN)).json()
+        assert (body["state"], body["error_code"], body["error_message"]) == (resumes_from, None, None)
+        assert body["attempts"] == 1  # asked for, not yet run
+        assert len(wx.calls) == calls  # the web worker never talked to WeChat
+        again = client.post(f"{PUBLICATION}/retry", headers=auth(ADMIN_TOKEN))
+        assert again.status_code == 409 and again.json()["error"] == "not_failed" and len(wx.calls) == calls
+    (done,) = wx_container.jobs.run_resume()
+    assert (done.state, done.attempts) == ("published", 2) and len(wx.calls) > calls
+    assert wx.state.drafts_created == 1 and len(wx.posts()) == 1

@@ -76,6 +76,6 @@ def add_entries(container: Container, week: str, lines: list[tuple[int, int, dat
             entries.append(entry)
         uow.session.flush()
         facts = facts_for_entries(uow.session, entries)
-        if boards and container.boards is not None:
-            sink = container.boards
+        if boards:
+            sink = container.sink
             uow.after_commit(lambda: sink.apply(facts))

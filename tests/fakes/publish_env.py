@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock, IsoWeek
-from rewards.leaderboard.snapshot import close_week
+from rewards.config import Settings
 from rewards.publish.port import Publisher
 from rewards.publish.service import PublishService
 from tests.conftest import flush_prefix, test_settings
@@ -73,7 +73,7 @@ def wx() -> Iterator[WeChatServer]:
         yield server
 
 
-def wechat_settings(wx: WeChatServer, outbox: Path, **overrides: object) -> Any:
+def wechat_settings(wx: WeChatServer, outbox: Path, **overrides: object) -> Settings:
     """Test settings pointing the publisher at the stand-in, with instant polls and backoff."""
     values: dict[str, object] = {
         "wechat_app_id": wx.appid,
@@ -94,10 +94,10 @@ def wechat_settings(wx: WeChatServer, outbox: Path, **overrides: object) -> Any:
 def wx_container(
     db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, wx: WeChatServer, tmp_path: Path
 ) -> Iterator[Container]:
-    """The real service (PostgreSQL and SQLite, real Redis) publishing to the stand-in."""
+    """The real service (PostgreSQL and SQLite, real Redis) publishing to the stand-in; its jobs sleep instantly."""
     s = wechat_settings(wx, tmp_path / "outbox")
     flush_prefix(redis_server, s.leaderboard_key_prefix)
-    yield bootstrap(s, clock=clock, engine=db_engine, redis_client=redis_server)
+    yield bootstrap(s, clock=clock, engine=db_engine, redis_client=redis_server, sleep=Sleeper())
     flush_prefix(redis_server, s.leaderboard_key_prefix)
 
 
@@ -107,10 +107,13 @@ def close_w47(container: Container, winners: int = 3) -> list[int]:
     start = week.start(container.settings.tz)
     ids = add_citizens(container, [Person(f"市民{i}号") for i in range(winners)], start)
     add_entries(container, WEEK, [(cid, winners - i + 1, start + timedelta(hours=i)) for i, cid in enumerate(ids)])
-    close_week(container, week)
+    container.closer.close(week)
     return ids
 
 
 def service(container: Container, sleeper: Sleeper | None = None, publisher: Publisher | None = None) -> PublishService:
-    """A publish service with a recording sleep."""
-    return PublishService(container, publisher=publisher, sleep=sleeper or Sleeper())
+    """A publish service with a recording sleep (and, when given, another publisher)."""
+    c = container
+    return PublishService(
+        c.db, c.clock, c.settings, c.program, publisher or c.publisher, c.leases, sleep=sleeper or Sleeper()
+    )

@@ -29,13 +29,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from rewards.bootstrap import Container, bootstrap
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, SetBan, VoidCase
 from rewards.cases.models import Citizen
 from rewards.clock import FixedClock, IsoWeek, week_of
 from rewards.errors import Conflict
-from rewards.leaderboard import service as boards
+from rewards.leaderboard import keys
 from rewards.leaderboard.check import check
-from rewards.leaderboard.snapshot import close_week
+from rewards.leaderboard.ledger_standing import BANNED
+from rewards.leaderboard.service import MAX_LIMIT
 from rewards.scoring.ledger import total_for_citizen
 from tests.conftest import flush_prefix, test_settings, wipe
 
@@ -83,7 +84,7 @@ class Program:
         """A citizen reports a problem now; return its case id."""
         case_id = f"AG-{next(self.cases)}"
         reporter = Reporter(f"o{who}", name=f"市民{who}号", verified=verified, district=DISTRICTS[who % 2])
-        report = NewReport(
+        report = ReportCase(
             case_id, category, self.clock.now(), reporter, lat=at[0], lon=at[1], district=DISTRICTS[who % 2]
         )
         with self.c.uow() as uow:
@@ -92,7 +93,7 @@ class Program:
 
     def verdict(self, case_id: str, verdict: str = "valid", duplicate_of: str | None = None) -> None:
         with self.c.uow() as uow:
-            self.c.flows.verdict(uow, case_id, verdict, ACTOR, duplicate_of=duplicate_of)
+            self.c.flows.verdict(uow, GiveVerdict(case_id, verdict, duplicate_of=duplicate_of), ACTOR)
 
     def award(self, who: int, category: str = "street_lamp", verified: bool = True) -> str:
         case_id = self.report(who, category, verified)
@@ -101,11 +102,11 @@ class Program:
 
     def void(self, case_id: str) -> None:
         with self.c.uow() as uow:
-            self.c.flows.void(uow, case_id, "摆拍", ACTOR)
+            self.c.flows.void(uow, VoidCase(case_id, "摆拍"), ACTOR)
 
     def ban(self, who: int, banned: bool) -> None:
         with self.c.uow() as uow:
-            self.c.flows.set_banned(uow, f"o{who}", banned, "刷分" if banned else "申诉通过", ACTOR)
+            self.c.flows.set_banned(uow, SetBan(f"o{who}", banned, "刷分" if banned else "申诉通过"), ACTOR)
 
     def ids(self) -> dict[str, int]:
         """Citizen id by openid."""
@@ -116,13 +117,11 @@ class Program:
 def board_points(c: Container, kind: str, week: str | None = None, district: str | None = None) -> dict[str, int]:
     """openid -> points on a board (every row)."""
     ids = {v: k for k, v in Program(c).ids().items()}
-    raw = boards.boards_of(c).page(_board_name(kind, week, district), 0, 10_000)
+    raw = c.boards.page(_board_name(kind, week, district), 0, 10_000)
     return {ids[r.citizen_id]: r.points for r in raw.rows}
 
 
 def _board_name(kind: str, week: str | None, district: str | None) -> str:
-    from rewards.leaderboard import keys
-
     if kind == "all-time":
         return keys.ALL_TIME
     assert week is not None
@@ -177,23 +176,23 @@ def test_a_banned_citizen_never_holds_a_prize_rank(
     banned = {o for o, _, b in people.values() if b}
     week = str(W47)
     for kind, district in (("weekly", None), *(("district-weekly", d) for d in DISTRICTS)):
-        raw = boards.boards_of(c).page(_board_name(kind, week, district), 0, 1000).rows
+        raw = c.boards.page(_board_name(kind, week, district), 0, 1000).rows
         for row in raw:  # the board's own idea of eligibility must be the database's
             openid, eligible, _ = people[row.citizen_id]
             assert row.eligible == eligible and (row.prize_rank is None) == (not eligible), (openid, row)
-        page = boards.page(c, kind, week=week, district=district, limit=boards.MAX_LIMIT)  # type: ignore[arg-type]
+        page = c.leaderboard.page(kind, week=W47, district=district, limit=MAX_LIMIT)
         ranks = [r.prize_rank for r in page.rows if r.prize_rank is not None]
         assert all(r.eligible for r in page.rows if r.prize_rank is not None or r.tier is not None)
         if kind == "weekly":  # city-wide prize ranks: 1..n over the eligible, in board order
             assert ranks == list(range(1, len(ranks) + 1))
     for openid in {f"o{i}" for i in known}:
-        standing = boards.standing(c, openid, week=week)
+        standing = c.leaderboard.standing(openid, week=W47)
         if openid in banned:
             assert standing.prize_rank is None and standing.tier is None and standing.points_to_prize is None
-            assert standing.eligibility_note == boards.BANNED
+            assert standing.eligibility_note == BANNED
     # the week closes: the snapshot holds eligible citizens only, and agrees with the eligible board
     p.clock.set(AFTER)
-    closed = close_week(c, W47)
+    closed = c.closer.close(W47)
     winners = [people[row.citizen_id] for row in closed.snapshot.rows]
     assert all(eligible for _, eligible, _ in winners)
     on_board = sum(1 for o, eligible, _ in people.values() if eligible and int(o[1:]) in known)
@@ -260,7 +259,7 @@ def test_a_voided_cases_points_are_gone_from_every_board(
     with c.read() as s:
         assert {o: total_for_citizen(s, ids[o]) for o in kept} == dict(kept)
     assert {o: pts for o, pts in kept.items() if pts > 0} == all_time
-    report = check(c)
+    report = check(c.db, c.boards)
     assert report.clean, report.differences
 
 

@@ -8,7 +8,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
+import fakeredis
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -18,16 +21,17 @@ from redis.retry import Retry
 from sqlalchemy import Engine, select
 
 from rewards.bootstrap import Container, bootstrap
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.models import Case, Citizen
 from rewards.clock import FixedClock
-from rewards.leaderboard import keys
+from rewards.leaderboard import keys, scores
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.check import check
-from rewards.leaderboard.rebuild import RebuildRunning, rebuild
+from rewards.leaderboard.rebuild import RebuildRunning, rebuild, send_pipelined
+from rewards.redis_client import make_redis
 from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.model import EntryFacts
-from tests.conftest import START, flush_prefix, test_settings, wipe
+from tests.conftest import RUN_ID, START, flush_prefix, test_settings, unreachable, wipe
 from tests.integration.test_leaderboard_boards import Profile, expected_boards, ledgers, redis_boards
 
 ACTOR = Actor("validator-1", "console")
@@ -37,15 +41,15 @@ def award(c: Container, case_id: str, openid: str, *, district: str | None = "�
     """Report a case and file it as valid: the real path (ledger row, then the boards after commit)."""
     reporter = Reporter(openid=openid, name=f"市民{openid}", district=district, verified=verified)
     with c.uow() as uow:
-        c.flows.report(uow, NewReport(case_id, "street_lamp", c.clock.now(), reporter), ACTOR)
+        c.flows.report(uow, ReportCase(case_id, "street_lamp", c.clock.now(), reporter), ACTOR)
     with c.uow() as uow:
-        c.flows.verdict(uow, case_id, "valid", ACTOR)
+        c.flows.verdict(uow, GiveVerdict(case_id, "valid"), ACTOR)
 
 
 def void(c: Container, case_id: str) -> None:
     """Void a case (its points are reversed by a ledger entry dated now)."""
     with c.uow() as uow:
-        c.flows.void(uow, case_id, "摆拍", ACTOR)
+        c.flows.void(uow, VoidCase(case_id, "摆拍"), ACTOR)
 
 
 def seed(c: Container, entries: list[EntryFacts], finals: dict[int, Profile]) -> None:
@@ -118,8 +122,6 @@ def model_from_sql(c: Container) -> tuple[list[EntryFacts], dict[int, Profile]]:
 def assert_boards_equal_ledger(c: Container) -> None:
     entries, finals = model_from_sql(c)
     want = expected_boards(entries, finals)
-    from rewards.leaderboard import scores
-
     got = redis_boards(Boards(c.redis, c.settings))
     assert {n: [(s.citizen_id, s.points, scores.tick_of(s.reached_at)) for s in b] for n, b in want.items()} == got
 
@@ -185,17 +187,17 @@ def test_rebuild_equals_the_ledger_and_check_finds_every_drift(per_example, ledg
     entries, finals = ledger
     c: Container = per_example()
     seed(c, entries, finals)
-    rebuild(c)
+    rebuild(c.db, c.boards)
     assert_boards_equal_ledger(c)
-    assert check(c).clean
+    assert check(c.db, c.boards).clean
     if not any(e.points for e in entries) or not expected_boards(*model_from_sql(c)):
         return
     mention = corrupt(c, how, rnd)
-    report = check(c)
+    report = check(c.db, c.boards)
     assert not report.clean
     assert any(mention in line for line in report.differences), report.differences
-    rebuild(c)
-    assert check(c).clean
+    rebuild(c.db, c.boards)
+    assert check(c.db, c.boards).clean
     assert_boards_equal_ledger(c)
 
 
@@ -204,7 +206,7 @@ def test_awards_reach_the_boards_after_commit_and_check_is_clean(container: Cont
         award(container, f"C{i}", f"o{i % 5}", district=["城关区", "七里河区"][i % 2], verified=i % 5 != 3)
         container.clock.advance(seconds=1)  # type: ignore[attr-defined]
     void(container, "C4")
-    assert check(container).clean
+    assert check(container.db, container.boards).clean
     assert_boards_equal_ledger(container)
 
 
@@ -216,10 +218,10 @@ def test_flushing_redis_mid_stream_loses_nothing(container: Container) -> None:
             flush_prefix(container.redis, container.settings.leaderboard_key_prefix)  # Redis lost everything
         if i == 20:
             void(container, "C3")
-    report = check(container)
+    report = check(container.db, container.boards)
     assert not report.clean and any("is missing" in d or "not applied" in d for d in report.differences)
-    rebuild(container)
-    assert check(container).clean
+    rebuild(container.db, container.boards)
+    assert check(container.db, container.boards).clean
     assert_boards_equal_ledger(container)
 
 
@@ -244,8 +246,6 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
         except redis.ConnectionError:
             time.sleep(0.05)
     proc.kill()
-    from tests.conftest import unreachable
-
     unreachable("a private redis-server", RuntimeError("it did not answer PING within 5 s"))  # fails under CI=true
     raise AssertionError("unreachable")
 
@@ -267,10 +267,10 @@ def test_killing_redis_mid_stream_loses_nothing(db_engine: Engine, clock: FixedC
             clock.advance(seconds=1)
         with c.read() as s:
             assert len(s.scalars(select(LedgerEntry)).all()) == 24
-        report = check(c)
+        report = check(c.db, c.boards)
         assert not report.clean
-        rebuild(c)
-        assert check(c).clean
+        rebuild(c.db, c.boards)
+        assert check(c.db, c.boards).clean
         assert_boards_equal_ledger(c)
     finally:
         server.kill()
@@ -293,17 +293,17 @@ def test_entries_committed_during_a_rebuild_are_not_lost(container: Container) -
             award(container, "LATE2", "o9")
             void(container, "C2")
 
-    report = rebuild(container, progress=during)
+    report = rebuild(container.db, container.boards, progress=during)
     assert report.caught_up >= 3
-    assert check(container).clean
+    assert check(container.db, container.boards).clean
     assert_boards_equal_ledger(container)
 
 
 def test_rebuild_swaps_generations_and_frees_the_old_one(container: Container) -> None:
     award(container, "C1", "o1")
     p = container.settings.leaderboard_key_prefix
-    first = rebuild(container)
-    second = rebuild(container)
+    first = rebuild(container.db, container.boards)
+    second = rebuild(container.db, container.boards)
     assert second.previous == first.generation and second.generation > first.generation
     stale = list(container.redis.scan_iter(match=keys.generation_pattern(p, first.generation)))
     assert stale == []
@@ -315,7 +315,7 @@ def test_an_abandoned_shadow_generation_is_freed(container: Container) -> None:
     p = container.settings.leaderboard_key_prefix
     container.redis.set(keys.shadow_key(p), 99)
     container.redis.zadd(keys.board_key(p, 99, "at"), {keys.member(1): -(2**32)})
-    rebuild(container)
+    rebuild(container.db, container.boards)
     assert not container.redis.exists(keys.board_key(p, 99, "at"))
 
 
@@ -323,16 +323,14 @@ def test_one_rebuild_at_a_time(container: Container) -> None:
     p = container.settings.leaderboard_key_prefix
     container.redis.set(keys.lock_key(p), "someone-else", px=60_000)
     with pytest.raises(RebuildRunning):
-        rebuild(container)
+        rebuild(container.db, container.boards)
     container.redis.delete(keys.lock_key(p))
-    rebuild(container)
+    rebuild(container.db, container.boards)
     assert not container.redis.exists(keys.lock_key(p))  # released
 
 
 def test_week_boundary_at_year_end_through_the_flows(container: Container) -> None:
     clock: FixedClock = container.clock  # type: ignore[assignment]
-    from datetime import UTC, datetime
-
     clock.set(datetime(2027, 1, 3, 15, 59, 59, tzinfo=UTC))  # Sunday 23:59:59 in Shanghai: 2026-W53
     award(container, "Y1", "o1")
     clock.advance(seconds=1)  # Monday 00:00: 2027-W01
@@ -343,21 +341,19 @@ def test_week_boundary_at_year_end_through_the_flows(container: Container) -> No
     assert [r.citizen_id for r in b.page("w:2026-W53", 0, 5).rows] == [1]
     assert [r.citizen_id for r in b.page("w:2027-W01", 0, 5).rows] == [2]
     assert b.standing(1, "2027-W01", 80).week_points == -1
-    assert check(container).clean
-    rebuild(container)
+    assert check(container.db, container.boards).clean
+    rebuild(container.db, container.boards)
     assert_boards_equal_ledger(container)
 
 
-def test_send_pipelined_reads_every_reply_and_raises_the_first_error(redis_server: redis.Redis) -> None:
+def test_send_pipelined_reads_every_reply_and_raises_the_first_error(redis_server: redis.Redis, tmp_path: Path) -> None:
     """A chunk whose middle command fails still applies the others, raises that error, and the connection stays in
-    step (bench/e2e.py's rebuild fix packs chunks with hiredis; fakeredis keeps the plain pipeline: same outcome)."""
-    import fakeredis
-
-    from rewards.leaderboard.rebuild import send_pipelined
-    from tests.conftest import RUN_ID
-
-    embedded = fakeredis.FakeRedis(decode_responses=True, server=fakeredis.FakeServer(version=(7, 0)))
-    for client, p in ((redis_server, f"t{RUN_ID}sp:"), (embedded, "")):
+    step: over TCP and over the embedded redis-server's unix socket (bench/e2e.py's rebuild fix packs chunks with
+    hiredis), and through the plain pipeline a client that is not a plain connection takes (fakeredis)."""
+    embedded = make_redis(test_settings(redis_url=None, data_dir=tmp_path / "var"))
+    assert embedded.connection_pool.connection_class is redis.UnixDomainSocketConnection
+    emulated = fakeredis.FakeRedis(decode_responses=True, server=fakeredis.FakeServer(version=(7, 0)))
+    for client, p in ((redis_server, f"t{RUN_ID}sp:"), (embedded, ""), (emulated, "")):
         client.set(p + "str", "v")
         chunk = [("HSET", p + "h", "a", "1", "b", "城关区"), ("ZADD", p + "str", -5, "m"), ("ZADD", p + "z", -7, "m")]
         with pytest.raises(redis.ResponseError, match="WRONGTYPE"):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import redis
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -18,16 +19,8 @@ from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock, IsoWeek
 from rewards.config import Settings
 from rewards.errors import Conflict
-from rewards.leaderboard.snapshot import (
-    BOARD_DIFFERS,
-    BOARD_MATCH,
-    BOARD_UNAVAILABLE,
-    WeeklySnapshot,
-    canonical_bytes,
-    close_week,
-    load_closed_week,
-)
-from rewards.scoring.model import EntryFacts
+from rewards.leaderboard.snapshot import BOARD_DIFFERS, BOARD_MATCH, BOARD_UNAVAILABLE, canonical_bytes
+from rewards.leaderboard.weeks import WeekCloser, WeeklySnapshot, load_closed_week
 from tests.fakes.ledger_seed import Person, add_citizens, add_entries
 
 W47 = IsoWeek(2026, 47)
@@ -36,13 +29,10 @@ _weeks = itertools.count()
 
 
 class BoardStub:
-    """Boards that answer weekly_top from a fixed list (the comparison only reads)."""
+    """A weekly board that answers weekly_top from a fixed list (the comparison only reads)."""
 
     def __init__(self, top: list[tuple[int, int]]) -> None:
         self.top = top
-
-    def apply(self, entries: Sequence[EntryFacts]) -> None:
-        """Nothing to index here."""
 
     def weekly_top(self, week: str, n: int) -> list[tuple[int, int]]:
         """The configured top list."""
@@ -75,20 +65,20 @@ def seed_w47(container: Container) -> list[int]:
 
 def test_closing_an_unfinished_week_is_refused(container: Container, clock: FixedClock) -> None:
     with pytest.raises(Conflict, match="has not ended yet") as err:
-        close_week(container, IsoWeek(2026, 48))
+        container.closer.close(IsoWeek(2026, 48))
     assert err.value.status == 409 and err.value.code == "week_not_ended"
     clock.set(datetime(2026, 11, 29, 15, 59, 59, tzinfo=UTC))  # Sunday 23:59:59 in Shanghai: still open
     with pytest.raises(Conflict):
-        close_week(container, IsoWeek(2026, 48))
+        container.closer.close(IsoWeek(2026, 48))
     clock.set(datetime(2026, 11, 29, 16, 0, tzinfo=UTC))  # Monday 00:00 in Shanghai: over
-    assert close_week(container, IsoWeek(2026, 48)).created
+    assert container.closer.close(IsoWeek(2026, 48)).created
 
 
 def test_close_ranks_eligible_citizens_and_a_second_close_returns_the_stored_snapshot(
     container: Container, clock: FixedClock
 ) -> None:
     a, b, c, _, _ = seed_w47(container)
-    first = close_week(container)  # default: the week before the clock's week (W48) is W47
+    first = container.closer.close()  # default: the week before the clock's week (W48) is W47
     assert first.created and first.snapshot.week == "2026-W47"
     assert [(r.rank, r.citizen_id, r.points, r.tier, r.prize) for r in first.snapshot.rows] == [
         (1, c, 4, "一等奖", 500),
@@ -99,7 +89,7 @@ def test_close_ranks_eligible_citizens_and_a_second_close_returns_the_stored_sna
     assert first.snapshot.participants == 3 and first.board_status == BOARD_MATCH  # the real Redis board agrees
     add_entries(container, "2026-W47", [(a, 50, MON + timedelta(days=3))])  # a late line must change nothing
     clock.advance(days=3)
-    second = close_week(container, W47)
+    second = container.closer.close(W47)
     assert not second.created
     assert canonical_bytes(second.snapshot) == canonical_bytes(first.snapshot)
     assert (second.checksum, second.closed_at) == (first.checksum, first.closed_at)
@@ -111,7 +101,7 @@ def test_close_ranks_eligible_citizens_and_a_second_close_returns_the_stored_sna
 
 def test_the_database_refuses_to_update_snapshot_rows(container: Container, db_engine: Engine) -> None:
     seed_w47(container)
-    close_week(container, W47)
+    container.closer.close(W47)
     for statement in ("UPDATE weekly_snapshots SET checksum = 'forged'", "UPDATE weekly_snapshot_rows SET points = 99"):
         with pytest.raises(DBAPIError, match="immutable"), db_engine.begin() as conn:
             conn.execute(text(statement))
@@ -128,7 +118,7 @@ def test_racing_closes_store_one_snapshot(container: Container) -> None:
 
     def run() -> None:
         try:
-            results.append(close_week(container, W47))
+            results.append(container.closer.close(W47))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -148,11 +138,11 @@ def test_racing_closes_store_one_snapshot(container: Container) -> None:
 def test_the_redis_board_is_compared_and_differences_recorded(
     db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, settings: Settings, agrees: bool
 ) -> None:
-    stub = BoardStub([])
-    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=redis_server, boards=stub)
+    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=redis_server)
     a, b, cc, _, _ = seed_w47(c)
-    stub.top = [(cc, 4), (b, 2), (a, 2)] if agrees else [(cc, 4), (a, 2), (b, 2)]
-    closed = close_week(c, W47)
+    stub = BoardStub([(cc, 4), (b, 2), (a, 2)] if agrees else [(cc, 4), (a, 2), (b, 2)])
+    closer = WeekCloser(c.db, clock, settings.tz, settings.timezone, c.program.prizes, stub)
+    closed = closer.close(W47)
     if agrees:
         assert (closed.board_status, closed.board_diff) == (BOARD_MATCH, [])
     else:
@@ -167,7 +157,7 @@ def test_the_redis_board_is_compared_and_differences_recorded(
 def test_a_board_that_missed_an_entry_is_recorded_as_differing(container: Container) -> None:
     a, b, c, _, _ = seed_w47(container)
     add_entries(container, str(W47), [(a, 3, MON + timedelta(days=4))], boards=False)  # the after-commit was lost
-    closed = close_week(container, W47)
+    closed = container.closer.close(W47)
     assert [r.citizen_id for r in closed.snapshot.rows] == [a, c, b]
     assert closed.board_status == BOARD_DIFFERS
     assert closed.board_diff == [
@@ -177,14 +167,14 @@ def test_a_board_that_missed_an_entry_is_recorded_as_differing(container: Contai
     ]
 
 
-def test_without_a_board_reader_the_comparison_is_unavailable(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, settings: Settings
+def test_without_a_readable_board_the_comparison_is_unavailable(
+    db_engine: Engine, clock: FixedClock, settings: Settings
 ) -> None:
-    from tests.fakes.sinks import RecordingSink
-
-    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=redis_server, boards=RecordingSink())
-    seed_w47(c)
-    assert close_week(c, W47).board_status == BOARD_UNAVAILABLE
+    dead = redis.Redis(port=1, decode_responses=True, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=dead)
+    seed_w47(c)  # the ledger commits; the boards never see it
+    closed = c.closer.close(W47)
+    assert closed.created and closed.board_status == BOARD_UNAVAILABLE and closed.board_diff == []
 
 
 @st.composite
@@ -212,7 +202,7 @@ def test_stored_snapshot_equals_the_brute_force_model(container: Container, data
     start = week.start(container.settings.tz)
     ids = add_citizens(container, people, start)
     add_entries(container, str(week), [(ids[i], pts, start + timedelta(minutes=m)) for i, pts, m in lines])
-    closed = close_week(container, week)
+    closed = container.closer.close(week)
 
     totals: dict[int, list] = {}
     for i, pts, m in lines:  # the model: sums, latest line time, then pairwise "who beats whom"
@@ -232,5 +222,5 @@ def test_stored_snapshot_equals_the_brute_force_model(container: Container, data
     assert len(closed.snapshot.rows) == min(80, len(pool))
     assert all(x.prize >= y.prize for x, y in itertools.pairwise(closed.snapshot.rows))
     assert closed.board_status == BOARD_MATCH, closed.board_diff  # the Redis weekly board ranks the same
-    again = close_week(container, week)
+    again = container.closer.close(week)
     assert canonical_bytes(again.snapshot) == canonical_bytes(closed.snapshot) and not again.created

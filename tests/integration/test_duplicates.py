@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
+from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter
 from rewards.cases.duplicates import find_duplicates
-from rewards.cases.flows import Actor, NewReport, Reporter
 from rewards.cases.geo import haversine_m, to_wgs84, wgs84_to_gcj02
 from rewards.cases.models import Case
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, auth
@@ -46,7 +46,7 @@ def report(
     with c.uow() as uow:
         c.flows.report(
             uow,
-            NewReport(
+            ReportCase(
                 case_id=case_id,
                 category=category,
                 reported_at=c.clock.now() - ago,
@@ -68,13 +68,13 @@ def test_hints_are_near_open_recent_and_of_the_same_category(client: Any, contai
     report(c, "D-other-category", place(0, 50), category="debris")
     report(c, "E-refused", place(0, 50), ago=timedelta(hours=3))
     with c.uow() as uow:
-        c.flows.verdict(uow, "E-refused", "invalid", ACTOR)
+        c.flows.verdict(uow, GiveVerdict("E-refused", "invalid"), ACTOR)
     report(c, "F-too-old", place(0, 50), ago=timedelta(days=4))
     report(c, "G-same-spot-wgs", ORIGIN, ago=timedelta(hours=4))  # ~500 m from ME's raw GCJ-02 numbers
     report(c, "H-nowhere", None)
     report(c, "I-filed-earliest", place(270, 240), ago=timedelta(hours=50))
     with c.uow() as uow:
-        c.flows.verdict(uow, "I-filed-earliest", "valid", ACTOR)
+        c.flows.verdict(uow, GiveVerdict("I-filed-earliest", "valid"), ACTOR)
 
     r = client.get("/api/v1/cases/ME/duplicates", headers=auth())
     assert r.status_code == 200, r.text

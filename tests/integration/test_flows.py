@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from rewards.bootstrap import Container, bootstrap
 from rewards.cases import lifecycle as lc
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter, SetBan, VoidCase
 from rewards.cases.models import AuditEntry, CaseHistory
 from rewards.clock import FixedClock
 from rewards.errors import Conflict, Invalid, NotFound
@@ -22,24 +22,24 @@ from tests.fakes.sinks import RecordingSink
 ACTOR = Actor("validator-1", "console")
 
 
-def report(c: Container, case_id: str, openid: str | None = "o1", category: str = "street_lamp", **kw: object) -> None:
+def report(c: Container, case_id: str, openid: str | None = "o1", category: str = "street_lamp") -> None:
     reporter = Reporter(openid=openid, name="张三明", verified=True) if openid else None
     with c.uow() as uow:
         c.flows.report(
             uow,
-            NewReport(case_id=case_id, category=category, reported_at=c.clock.now(), reporter=reporter, **kw),
+            ReportCase(case_id=case_id, category=category, reported_at=c.clock.now(), reporter=reporter),
             ACTOR,
         )
 
 
 def verdict(c: Container, case_id: str, v: str = "valid", dup: str | None = None) -> None:
     with c.uow() as uow:
-        c.flows.verdict(uow, case_id, v, ACTOR, duplicate_of=dup)
+        c.flows.verdict(uow, GiveVerdict(case_id, v, duplicate_of=dup), ACTOR)
 
 
 def void(c: Container, case_id: str) -> None:
     with c.uow() as uow:
-        c.flows.void(uow, case_id, "摆拍", ACTOR)
+        c.flows.void(uow, VoidCase(case_id, "摆拍"), ACTOR)
 
 
 def ledger(c: Container) -> list[tuple[int, str, int]]:
@@ -144,13 +144,13 @@ def test_history_keeps_every_accepted_step_and_late_events(container: Container)
     t_dispatch = clock.advance(hours=1)
     t_process = clock.advance(hours=1)
     with container.uow() as uow:
-        container.flows.change_status(uow, "C1", lc.DISPATCHED, ACTOR, occurred_at=t_dispatch, department="城管局")
-        container.flows.change_status(uow, "C1", lc.PROCESSING, ACTOR, occurred_at=t_process)
+        container.flows.change_status(uow, ChangeStatus("C1", lc.DISPATCHED, t_dispatch, department="城管局"), ACTOR)
+        container.flows.change_status(uow, ChangeStatus("C1", lc.PROCESSING, t_process), ACTOR)
     with container.uow() as uow:  # an older event arrives late: recorded, not applied
-        _, applied = container.flows.change_status(uow, "C1", lc.DISPATCHED, ACTOR, occurred_at=t_dispatch)
+        _, applied = container.flows.change_status(uow, ChangeStatus("C1", lc.DISPATCHED, t_dispatch), ACTOR)
         assert not applied
     with pytest.raises(Conflict), container.uow() as uow:
-        container.flows.change_status(uow, "C1", lc.CLOSED, ACTOR, occurred_at=clock.advance(hours=1))
+        container.flows.change_status(uow, ChangeStatus("C1", lc.CLOSED, clock.advance(hours=1)), ACTOR)
     with container.read() as s:
         from rewards.cases.service import get_case
 
@@ -174,7 +174,7 @@ def test_daily_limit_when_switched_on(db_engine, redis_server) -> None:  # type:
         clock=clock,
         engine=db_engine,
         redis_client=redis_server,
-        boards=RecordingSink(),
+        sink=RecordingSink(),
     )
     for i in range(4):
         report(c, f"C{i}")
@@ -190,10 +190,10 @@ def test_daily_limit_when_switched_on(db_engine, redis_server) -> None:  # type:
 def test_after_commit_only(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
     """A transaction that fails after scoring hands nothing to the boards and writes nothing."""
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, boards=sink)
+    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=sink)
     report(c, "C1")
     with pytest.raises(RuntimeError), c.uow() as uow:
-        c.flows.verdict(uow, "C1", "valid", ACTOR)
+        c.flows.verdict(uow, GiveVerdict("C1", "valid"), ACTOR)
         raise RuntimeError("crash before commit")
     assert sink.entries == [] and ledger(c) == []
     verdict(c, "C1")
@@ -202,11 +202,11 @@ def test_after_commit_only(db_engine, redis_server) -> None:  # type: ignore[no-
 
 def test_ban_is_audited_and_tells_the_boards(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, boards=sink)
+    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=sink)
     report(c, "C1")
     for banned in (True, True, False):
         with c.uow() as uow:
-            c.flows.set_banned(uow, "o1", banned, "刷分", ACTOR)
+            c.flows.set_banned(uow, SetBan("o1", banned, "刷分"), ACTOR)
     assert sink.eligibility == [(1, False), (1, True)]
 
 
@@ -215,7 +215,7 @@ def test_ban_is_audited_and_tells_the_boards(db_engine, redis_server) -> None:  
 def test_totals_do_not_depend_on_event_order(db_engine, redis_server, order, voids) -> None:  # type: ignore[no-untyped-def]
     wipe(db_engine)
     c = bootstrap(
-        test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, boards=RecordingSink()
+        test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=RecordingSink()
     )
     for i in range(6):
         report(c, f"C{i}", openid=f"o{i % 2}", category="manhole_cover" if i % 3 == 0 else "street_lamp")
@@ -237,7 +237,7 @@ def test_totals_do_not_depend_on_event_order(db_engine, redis_server, order, voi
 
 def test_the_same_verdict_from_eight_workers_awards_once(pg_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, boards=sink)
+    c = bootstrap(test_settings(), clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, sink=sink)
     report(c, "C1")
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -263,7 +263,7 @@ def test_the_same_verdict_from_eight_workers_awards_once(pg_engine, redis_server
 
 def test_first_reports_of_one_new_citizen_at_once_create_one_citizen(pg_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
     c = bootstrap(
-        test_settings(), clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, boards=RecordingSink()
+        test_settings(), clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, sink=RecordingSink()
     )
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -290,16 +290,16 @@ def test_first_reports_of_one_new_citizen_at_once_create_one_citizen(pg_engine, 
 
 def test_verification_and_district_changes_reach_the_boards(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, boards=sink)
+    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=sink)
     with c.uow() as uow:
         c.flows.report(
-            uow, NewReport("C1", "street_lamp", START, Reporter("o1", verified=False), district="城关区"), ACTOR
+            uow, ReportCase("C1", "street_lamp", START, Reporter("o1", verified=False), district="城关区"), ACTOR
         )
     with c.uow() as uow:  # the same citizen, now verified and moved: both reach the boards after commit
         c.flows.report(
-            uow, NewReport("C2", "street_lamp", START, Reporter("o1", verified=True, district="安宁区")), ACTOR
+            uow, ReportCase("C2", "street_lamp", START, Reporter("o1", verified=True, district="安宁区")), ACTOR
         )
     with c.uow() as uow:  # nothing changed: nothing to tell
-        c.flows.report(uow, NewReport("C3", "street_lamp", START, Reporter("o1", verified=True)), ACTOR)
+        c.flows.report(uow, ReportCase("C3", "street_lamp", START, Reporter("o1", verified=True)), ACTOR)
     assert sink.eligibility == [(1, True)]
     assert sink.districts == [(1, "安宁区")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,11 +13,14 @@ from redis.retry import Retry
 
 from rewards.bootstrap import Container, bootstrap
 from rewards.cases.models import Case, Citizen
-from rewards.config import PrizeTier
+from rewards.clock import IsoWeek
+from rewards.errors import NotFound
 from rewards.leaderboard.ledger_standing import Placing, ledger_standing, points_needed
 from rewards.leaderboard.ranking import rank, totals_from_entries
+from rewards.leaderboard.schemas import ScopeStandingOut
+from rewards.leaderboard.service import STALE
+from rewards.prizes import PrizeTable, PrizeTier
 from rewards.scoring.ledger import LedgerEntry
-from rewards.web.identity import read_standing
 from tests.conftest import START, wipe
 
 WEEK, LAST_WEEK = "2026-W48", "2026-W47"
@@ -59,6 +63,11 @@ def seed(container: Container, flags: list[tuple[bool, bool]], entries: list[tup
         return [c.id for c in citizens]
 
 
+def placing(scope: ScopeStandingOut) -> Placing:
+    """A scope of a standing as (points, rank)."""
+    return Placing(scope.points, scope.rank)
+
+
 def model_rank(lines: list[tuple[int, int, object]], citizen_id: int) -> Placing:
     totals = {s.citizen_id: s.points for s in totals_from_entries(lines)}  # type: ignore[arg-type]
     ranked = [s.citizen_id for s in rank(totals_from_entries(lines))]  # type: ignore[arg-type]
@@ -81,7 +90,7 @@ def test_ledger_standing_matches_the_ranking_model(
     tiers = [PrizeTier(first=1, last=1, name="一等奖", value=100)]
     if places > 1:
         tiers.append(PrizeTier(first=2, last=places, name="二等奖", value=50))
-    s = container.settings.model_copy(update={"prize_tiers": tiers})
+    prizes = PrizeTable(tiers)
     lines = [(ids[w], p, START + timedelta(minutes=m), this) for w, p, m, this in entries]
     week_lines = [(c, p, at) for c, p, at, this in lines if this]
     all_lines = [(c, p, at) for c, p, at, _ in lines]
@@ -90,27 +99,32 @@ def test_ledger_standing_matches_the_ranking_model(
     cutoff = prize_list[places - 1].points if len(prize_list) >= places else None
     with container.read() as session:
         for i, cid in enumerate(ids):
-            got = ledger_standing(session, s, f"o{i}", WEEK)
+            got = ledger_standing(session, prizes, f"o{i}", WEEK)
             assert got is not None
-            assert got.this_week == model_rank(week_lines, cid)
-            assert got.all_time == model_rank(all_lines, cid)
+            assert placing(got.weekly) == model_rank(week_lines, cid)
+            assert placing(got.all_time) == model_rank(all_lines, cid)
             prize = model_rank([x for x in week_lines if x[0] in eligible], cid).rank if cid in eligible else None
             on_list = prize is not None and prize <= places
             assert got.prize_rank == (prize if on_list else None)
-            assert got.prize_tier == (None if not on_list else "一等奖" if prize == 1 else "二等奖")
+            expected_tier = None if not on_list else "一等奖" if prize == 1 else "二等奖"
+            assert (got.tier.name if got.tier else None) == expected_tier
             assert got.eligibility_note is None if cid in eligible else got.eligibility_note is not None
-            expected_need = points_needed(got.this_week.points, cutoff) if cid in eligible and not on_list else None
-            assert got.points_to_prize == expected_need
-        assert ledger_standing(session, s, "unknown", WEEK) is None
+            expected_need = points_needed(got.weekly.points, cutoff) if cid in eligible and not on_list else None
+            assert got.points_to_prize == (0 if on_list else expected_need)  # 0: already on the prize list
+        assert ledger_standing(session, prizes, "unknown", WEEK) is None
 
 
-def test_read_standing_falls_back_to_the_ledger_when_the_boards_fail(container: Container) -> None:
+def test_a_standing_falls_back_to_the_ledger_when_the_boards_fail(container: Container) -> None:
     ids = seed(container, [(True, False)] * 2, [(0, 2, 1, True), (1, 3, 2, True), (0, 1, 0, False)])
     dead = redis.Redis(host="127.0.0.1", port=1, decode_responses=True, retry=Retry(NoBackoff(), 0))
     down = bootstrap(container.settings, clock=container.clock, engine=container.engine, redis_client=dead)
-    got = read_standing(down, "o0", WEEK)  # the boards raise Unavailable: the ledger answers
+    got = down.leaderboard.standing("o0", week=IsoWeek.from_text(WEEK))  # the boards raise: the ledger answers
     # all time 3 each: o0 reached 3 at minute 1, o1 at minute 2, so o0 ranks first
-    assert got is not None and got.this_week == Placing(2, 2) and got.all_time == Placing(3, 1)
-    assert got.prize_rank == 2 and got.points_to_prize is None
-    assert read_standing(down, "nobody", WEEK) is None
+    assert placing(got.weekly) == Placing(2, 2) and placing(got.all_time) == Placing(3, 1)
+    assert (
+        got.prize_rank == 2 and got.points_to_prize == 0
+    )  # second eligible, inside the default prize places: on the list
+    assert got.stale is True and got.message == STALE
+    with pytest.raises(NotFound):
+        down.leaderboard.standing("nobody", week=IsoWeek.from_text(WEEK))
     assert ids

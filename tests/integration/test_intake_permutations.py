@@ -63,7 +63,7 @@ def event_set(case_id: str, sent_back: bool, closed: bool, voided: bool, skip_pr
 
 def deliver(c: Container, events: list[dict[str, Any]], cuts: list[int]) -> None:
     """Send the events as batches split at the cut points, then replay until nothing more applies."""
-    svc = IntakeService(c)
+    svc = IntakeService.of(c)
     bounds = sorted({0, len(events), *(x % (len(events) + 1) for x in cuts)})
     for lo, hi in itertools.pairwise(bounds):
         if hi > lo:

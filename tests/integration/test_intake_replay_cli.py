@@ -15,7 +15,7 @@ PAST = {"occurred_at": "2020-03-02T10:00:00+08:00"}
 
 
 def test_replay_exits_1_until_the_cause_is_gone_then_0(container: Container, cli_env: dict[str, str]) -> None:
-    svc = IntakeService(container)
+    svc = IntakeService.of(container)
     # C2 refers to C1 as its first report, but C1 has not arrived yet
     second = submitted("C2", 5, reporter={"openid": "o-li", "name": "李四"}, occurred_at="2020-03-02T10:05:00+08:00")
     dup = changed("C2", "refused", 12, verdict="duplicate", duplicate_of="C1", occurred_at="2020-03-02T10:12:00+08:00")
@@ -37,7 +37,7 @@ def test_replay_exits_1_until_the_cause_is_gone_then_0(container: Container, cli
 
 
 def test_an_event_that_can_never_apply_keeps_failing(container: Container, cli_env: dict[str, str]) -> None:
-    IntakeService(container).receive([changed("C1", "archived", 10, **PAST)])
+    IntakeService.of(container).receive([changed("C1", "archived", 10, **PAST)])
     r = runner.invoke(app, ["intake", "replay", "--max-passes", "2"])
     assert r.exit_code == 1
     assert "[422 unknown_code]" in r.output and "C1-archived-10" in r.output

@@ -14,7 +14,7 @@ from intake_adapter.auth import signature
 from intake_adapter.models import InboxEvent
 from intake_adapter.service import IntakeService
 from rewards.bootstrap import Container
-from rewards.cases.flows import Actor, NewReport
+from rewards.cases.commands import Actor, ReportCase
 from rewards.cases.models import Case, CaseHistory
 from rewards.scoring.ledger import LedgerEntry
 from tests.conftest import START, VALIDATOR_TOKEN, auth
@@ -267,15 +267,15 @@ def test_replay_applies_failures_once_their_cause_is_gone(client: Any, container
     assert post(client, container, second, dup).status_code == 404
     post(client, container, submitted(), changed("C1", "filed", 10))
     assert inbox(container)[dup["event_id"]][0] == "failed"
-    summary = IntakeService(container).replay()
+    summary = IntakeService.of(container).replay()
     assert [x.event_id for x in summary.applied] == [dup["event_id"]] and summary.still_failing == []
     assert case_row(container, "C2").verdict == "duplicate"
-    again = IntakeService(container).replay()
+    again = IntakeService.of(container).replay()
     assert again.attempted == 0 and again.applied == []
 
 
 def test_replay_order_is_occurred_at(container: Container) -> None:
-    svc = IntakeService(container)
+    svc = IntakeService.of(container)
     # everything arrives before the report: all fail, then one replay applies them oldest first
     events = lifecycle()
     for event in reversed(events[1:]):
@@ -283,7 +283,7 @@ def test_replay_order_is_occurred_at(container: Container) -> None:
     with container.uow() as uow:  # the report arrives through another channel (the console)
         container.flows.report(
             uow,
-            NewReport("C1", "manhole_cover", datetime.fromisoformat(events[0]["occurred_at"])),
+            ReportCase("C1", "manhole_cover", datetime.fromisoformat(events[0]["occurred_at"])),
             Actor("validator-1", "console"),
         )
     summary = svc.replay()
@@ -303,7 +303,7 @@ def test_concurrent_deliveries_apply_each_event_once(container: Container) -> No
     def send(batch: list[dict[str, Any]], start: threading.Barrier) -> None:
         try:
             start.wait()
-            IntakeService(container).receive(batch)
+            IntakeService.of(container).receive(batch)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -21,7 +22,6 @@ from rewards.clock import FixedClock
 from rewards.config import Settings
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.check import check
-from rewards.startup import on_start
 from tests.conftest import auth, flush_prefix, test_settings
 from tests.integration.test_check_rebuild import award, void
 
@@ -148,7 +148,7 @@ def test_a_ban_moves_the_citizen_off_the_prize_list(client: TestClient, containe
         uow.after_commit(lambda: container.boards.set_eligible(cid, False))  # as the lead wires it
     rows = client.get("/api/v1/leaderboards/weekly").json()["rows"]
     assert [(x["points"], x["eligible"], x["prize_rank"]) for x in rows[:2]] == [(3, False, None), (2, True, 1)]
-    assert check(container).clean
+    assert check(container.db, container.boards).clean
 
 
 def free_port() -> int:
@@ -173,22 +173,28 @@ def test_redis_down_boards_are_503_and_a_standing_comes_from_the_ledger(db_engin
 def test_start_up_rebuilds_empty_boards(container: Container) -> None:
     populate(container)
     flush_prefix(container.redis, container.settings.leaderboard_key_prefix)  # an empty (or flushed) Redis
-    on_start(container)
+    assert container.prepare() is not None
     assert Boards(container.redis, container.settings).is_built()
-    assert check(container).clean
+    assert check(container.db, container.boards).clean
     before = container.redis.get(f"{{{container.settings.leaderboard_key_prefix}:lb}}:gen")
-    on_start(container)  # boards present: nothing to do
+    assert container.prepare() is None  # boards present: nothing to do
     assert container.redis.get(f"{{{container.settings.leaderboard_key_prefix}:lb}}:gen") == before
 
 
-def test_embedded_redis_is_rebuilt_from_the_ledger_at_start(container: Container, db_engine: Engine) -> None:
+def test_embedded_redis_is_rebuilt_from_the_ledger_once_and_shared(
+    container: Container, db_engine: Engine, tmp_path: Path
+) -> None:
     populate(container)
-    embedded = bootstrap(
-        test_settings(prize_tiers=TIERS, redis_url=None), clock=container.clock, engine=db_engine
-    )  # in-process Redis: empty at every start
-    on_start(embedded)
-    with TestClient(create_app(embedded)) as http:
+    embedded = test_settings(prize_tiers=TIERS, redis_url=None, data_dir=tmp_path / "var")
+    first = bootstrap(embedded, clock=container.clock, engine=db_engine)  # starts the data dir's redis-server
+    report = first.prepare()  # a new embedded Redis holds no boards: they are rebuilt from the ledger
+    assert report is not None and (report.citizens, report.entries) == (6, 11)
+    second = bootstrap(embedded, clock=container.clock, engine=db_engine)  # another process on the same data dir
+    assert second.prepare() is None  # it joins the same server: the boards are there, nothing to rebuild
+    with TestClient(create_app(second)) as http:
         rows = http.get("/api/v1/leaderboards/weekly").json()["rows"]
     assert [x["points"] for x in rows] == [3, 2, 2, 1, 1]
-    assert check(embedded).clean
+    assert check(second.db, second.boards).clean
+    award(first, "C10", "o5", district="七里河区")  # an award through one lands on the boards the other reads
+    assert [x.points for x in second.leaderboard.page("weekly").rows] == [3, 2, 2, 2, 1]
     assert datetime.now(UTC) > container.clock.now()  # the fixed clock is in the past: no wall-clock dependence

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,14 +17,11 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rewards.bootstrap import make_redis
 from rewards.clock import week_of
-from rewards.config import Settings
 from rewards.leaderboard import keys, scores
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.ranking import Standing, rank, reach_second, totals_from_entries
-from rewards.leaderboard.service import tier_for
-from rewards.leaderboard.tiers import prize_places, tier_index
+from rewards.redis_client import make_redis
 from rewards.scoring.model import EntryFacts
 from tests.conftest import flush_prefix, test_settings
 
@@ -60,6 +58,12 @@ def fresh(redis_server: redis.Redis) -> Iterator[object]:
     yield make
     for prefix in made:
         flush_prefix(redis_server, prefix)
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> redis.Redis:
+    """The embedded redis-server a deployment without REWARDS_REDIS_URL runs, under a private data dir."""
+    return make_redis(test_settings(redis_url=None, data_dir=tmp_path / "var"))
 
 
 @st.composite
@@ -134,8 +138,10 @@ def assert_equal_to_model(boards: Boards, entries: list[EntryFacts], finals: dic
     want = expected_boards(entries, finals)
     got = redis_boards(boards)
     assert {n: [(s.citizen_id, s.points, scores.tick_of(s.reached_at)) for s in b] for n, b in want.items()} == got
-    tiers = [(t.first, t.last, t.value) for t in boards.settings.prize_tiers]
-    places = prize_places(tiers)
+    table = boards.settings.prize_table
+    band_of = {r: t for t in boards.settings.prize_tiers for r in range(t.first, t.last + 1)}  # the model's tiers
+    places = max(band_of)
+    assert table.places == places
     for name, board in want.items():
         parsed = keys.parse_name(name)
         if parsed.kind != "w":
@@ -146,12 +152,10 @@ def assert_equal_to_model(boards: Boards, entries: list[EntryFacts], finals: dic
         for row in page.rows:
             prize = eligible.index(row.citizen_id) + 1 if row.citizen_id in eligible else None
             assert (row.prize_rank, row.eligible) == (prize, finals[row.citizen_id].eligible)
-            tier = tier_for(row.prize_rank, boards.settings)
-            index = tier_index(prize, tiers) if prize else None
-            assert (tier.first if tier else None) == (tiers[index][0] if index is not None else None)
+            assert table.tier_for(row.prize_rank) == (band_of.get(prize) if prize is not None else None)
         top = [s.citizen_id for s in want.get(keys.weekly_eligible(parsed.week), [])[:places]]
         assert [r.citizen_id for r in page.rows if r.prize_rank is not None and r.prize_rank <= places] == top
-        assert [r.citizen_id for r in page.rows if tier_for(r.prize_rank, boards.settings)] == top
+        assert [r.citizen_id for r in page.rows if table.tier_for(r.prize_rank)] == top
 
 
 def final_summaries_match(boards: Boards, entries: list[EntryFacts], finals: dict[int, Profile]) -> None:
@@ -194,10 +198,10 @@ def test_top_80_and_tiers_of_a_crowd_equal_the_model(fresh, ledger, rnd: random.
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ledgers(), st.randoms(use_true_random=False))
-def test_embedded_redis_agrees_with_the_model(fresh, ledger, rnd: random.Random) -> None:  # type: ignore[no-untyped-def]
-    """The embedded in-process Redis (no REWARDS_REDIS_URL) runs the same scripts to the same result."""
+def test_embedded_redis_agrees_with_the_model(fresh, embedded, ledger, rnd: random.Random) -> None:  # type: ignore[no-untyped-def]
+    """The embedded redis-server (no REWARDS_REDIS_URL) runs the same scripts to the same result."""
     entries, finals = ledger
-    boards: Boards = fresh(make_redis(Settings(redis_url=None)))
+    boards: Boards = fresh(embedded)
     apply_shuffled(boards, entries, rnd)
     for cid, profile in finals.items():
         boards.set_district(cid, profile.district)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
@@ -25,3 +27,12 @@ def test_migrations_match_models(db_engine: Engine) -> None:
 
 def test_database_is_at_head(db_engine: Engine) -> None:
     assert migrate.current_revision(db_engine) == migrate.head_revision()
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    """alembic.ini and the revisions sit in the rewards package, so an installed wheel migrates too."""
+    package = Path(migrate.__file__).resolve().parent
+    cfg = migrate.alembic_config()
+    assert Path(str(cfg.config_file_name)) == package / "alembic.ini"
+    assert Path(str(cfg.get_main_option("script_location"))) == package / "migrations"
+    assert sorted(p.name for p in (package / "migrations" / "versions").glob("0*.py"))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from rewards.app import create_app
 from rewards.bootstrap import Container, bootstrap
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter
 from rewards.cases.geo import haversine_m
 from rewards.cases.models import Case, Citizen
 from tests.conftest import test_settings
@@ -38,7 +38,7 @@ def make_case(
     """Register a case reported `ago` before the clock, then walk it through `steps` a minute apart."""
     when = c.clock.now() - ago
     with c.uow() as uow:
-        report = NewReport(
+        report = ReportCase(
             case_id=case_id,
             category=category,
             reported_at=when,
@@ -48,15 +48,15 @@ def make_case(
             lon=point[1],
             coord_system=coord,
             address="浦东南路 1 号",
-            photos=["https://img.example/a.jpg", "https://img.example/b.jpg"],
+            photos=("https://img.example/a.jpg", "https://img.example/b.jpg"),
         )
         c.flows.report(uow, report, ACTOR)
         for n, step in enumerate(steps, start=1):
             at = when + timedelta(minutes=n)
             if step in ("valid", "invalid"):
-                c.flows.verdict(uow, case_id, step, ACTOR, occurred_at=at, reason="核实")
+                c.flows.verdict(uow, GiveVerdict(case_id, step, reason="核实", occurred_at=at), ACTOR)
             else:
-                c.flows.change_status(uow, case_id, step, ACTOR, occurred_at=at, department="市政所", note="处理中")
+                c.flows.change_status(uow, ChangeStatus(case_id, step, at, department="市政所", note="处理中"), ACTOR)
 
 
 def as_text(value: Any) -> Any:

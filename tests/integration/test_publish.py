@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock
 from rewards.errors import Conflict
+from rewards.locks import Lease
 from rewards.publish.models import FAILED, PUBLISHED, SUBMITTED
 from rewards.publish.outbox import OutboxPublisher
 from rewards.publish.render import CONTENT_MAX
@@ -180,11 +181,9 @@ def test_a_slow_publication_stays_submitted_and_a_later_run_finishes_it(
 
 
 def test_a_second_process_is_turned_away_while_one_publishes(wx_container: Container) -> None:
-    from rewards.publish.lock import RedisLock
-
     close_w47(wx_container)
     key = f"{wx_container.settings.leaderboard_key_prefix}:publish:{WEEK}:lock"
-    holder = RedisLock(wx_container.redis, key, 30)
+    holder = Lease(wx_container.redis, key, 30)
     assert holder.acquire()
     with pytest.raises(Conflict, match="being published by another process"):
         service(wx_container).publish(WEEK)

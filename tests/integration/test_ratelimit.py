@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -22,8 +23,9 @@ from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock
 from rewards.config import Settings
 from rewards.errors import TooManyRequests
-from rewards.web.ratelimit import Limit, RateLimiter, counter_key, public_rate_limit, window_at
-from rewards.web.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
+from rewards.health import ServiceHealth
+from rewards.http.ratelimit import Limit, RateLimiter, counter_key, public_rate_limit, window_at
+from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from tests.conftest import START, flush_prefix, test_settings
 
 
@@ -37,7 +39,7 @@ def limited(redis_server: redis.Redis) -> Iterator[tuple[RateLimiter, FixedClock
     s = test_settings(rate_limit_window_seconds=60)
     clock = FixedClock(START)
     flush_prefix(redis_server, s.leaderboard_key_prefix)
-    yield RateLimiter(redis_server, s, clock), clock, s
+    yield RateLimiter(redis_server, s, clock, ServiceHealth("redis")), clock, s
     flush_prefix(redis_server, s.leaderboard_key_prefix)
 
 
@@ -93,7 +95,7 @@ def test_matches_a_model_of_fixed_windows(
 
 
 def test_fails_open_when_redis_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
-    limiter = RateLimiter(dead_redis(), test_settings(), FixedClock(START))
+    limiter = RateLimiter(dead_redis(), test_settings(), FixedClock(START), ServiceHealth("redis"))
     caplog.set_level(logging.WARNING)
     for _ in range(5):
         limiter.hit("t", [Limit("ip", "10.0.0.1", 1)])  # never raises
@@ -164,7 +166,7 @@ def test_the_app_fails_open_without_redis(container: Container) -> None:
 def test_a_noisy_citizen_is_told_to_slow_down_in_wechat(container: Container, settings_: Any) -> None:
     import hashlib
 
-    s = settings_.model_copy(update={"wechat_token": "tok"})
+    s = settings_.model_copy(update={"wechat_token": SecretStr("tok")})
     c = bootstrap(s, clock=container.clock, engine=container.engine, redis_client=container.redis)
     ts = str(int(container.clock.now().timestamp()))
     q = {

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from rewards.bootstrap import Container
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
 from tests.conftest import INTAKE_TOKEN, auth
 
 CITY = Actor("city-case-system", "intake")
@@ -16,7 +16,7 @@ ZHANG = Reporter(openid="o-zhang-openid", name="张三明", phone="13812341234",
 def report(c: Container, case_id: str, minutes: int, reporter: Reporter = ZHANG, category: str = "street_lamp") -> None:
     with c.uow() as uow:
         when = c.clock.now() - timedelta(hours=10) + timedelta(minutes=minutes)
-        c.flows.report(uow, NewReport(case_id, category, when, reporter=reporter, address="人民路 8 号"), CITY)
+        c.flows.report(uow, ReportCase(case_id, category, when, reporter=reporter, address="人民路 8 号"), CITY)
 
 
 def at(c: Container, minutes: int) -> Any:
@@ -30,16 +30,16 @@ def test_history_shows_timeline_outcome_and_points(client: Any, container: Conta
     report(c, "VOIDED", 20)
     report(c, "PENDING", 30)
     with c.uow() as uow:
-        c.flows.verdict(uow, "VALID", "valid", CITY, occurred_at=at(c, 40), department="指挥中心")
+        c.flows.verdict(uow, GiveVerdict("VALID", "valid", occurred_at=at(c, 40), department="指挥中心"), CITY)
         c.flows.change_status(
-            uow, "VALID", "dispatched", CITY, occurred_at=at(c, 50), department="市政所", note="已派单"
+            uow, ChangeStatus("VALID", "dispatched", at(c, 50), department="市政所", note="已派单"), CITY
         )
-        c.flows.verdict(uow, "REFUSED", "invalid", CITY, occurred_at=at(c, 41), reason="照片模糊")
-        c.flows.verdict(uow, "VOIDED", "valid", CITY, occurred_at=at(c, 42))
+        c.flows.verdict(uow, GiveVerdict("REFUSED", "invalid", reason="照片模糊", occurred_at=at(c, 41)), CITY)
+        c.flows.verdict(uow, GiveVerdict("VOIDED", "valid", occurred_at=at(c, 42)), CITY)
     with c.uow() as uow:
-        c.flows.void(uow, "VOIDED", "摆拍", CITY, occurred_at=at(c, 60))
+        c.flows.void(uow, VoidCase("VOIDED", "摆拍", at(c, 60)), CITY)
     with c.uow() as uow:  # a step that happened before the dispatch but arrived after it: kept, not applied
-        c.flows.change_status(uow, "VALID", "processing", CITY, occurred_at=at(c, 45), note="迟到的记录")
+        c.flows.change_status(uow, ChangeStatus("VALID", "processing", at(c, 45), note="迟到的记录"), CITY)
 
     r = client.get("/api/v1/citizens/o-zhang-openid/reports", headers=auth())
     assert r.status_code == 200, r.text
@@ -80,7 +80,7 @@ def test_anonymous_award_note_and_paging(client: Any, container: Container) -> N
     for n in range(5):
         report(container, f"S{n}", n, reporter=snapshot)
     with container.uow() as uow:
-        container.flows.verdict(uow, "S0", "valid", CITY)
+        container.flows.verdict(uow, GiveVerdict("S0", "valid"), CITY)
     page = client.get("/api/v1/citizens/o-snap/reports", params={"limit": 2, "offset": 3}, headers=auth()).json()
     assert page["total"] == 5 and (page["limit"], page["offset"]) == (2, 3)
     assert [x["case_id"] for x in page["reports"]] == ["S1", "S0"]

@@ -19,13 +19,13 @@ from sqlalchemy import Engine, func, select
 from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock
 from rewards.errors import ConfigError
-from rewards.leaderboard.snapshot import WeeklySnapshot
-from rewards.publish.lock import RedisLock
-from rewards.publish.models import FAILED, PUBLISHED
-from rewards.publish.scheduler import build_scheduler, job_lock, locked, run_close, run_publish, run_resume
+from rewards.leaderboard.weeks import WeeklySnapshot
+from rewards.locks import Lease
+from rewards.publish.models import FAILED, PUBLISHED, Publication
+from rewards.publish.scheduler import build_scheduler
 from tests.conftest import flush_prefix, test_settings
 from tests.fakes import publish_env
-from tests.fakes.publish_env import WEEK, CrashingPublisher, SimulatedCrash, Sleeper, close_w47, service
+from tests.fakes.publish_env import WEEK, CrashingPublisher, SimulatedCrash, close_w47, service
 from tests.fakes.wechat_server import WeChatServer
 
 wx = publish_env.wx
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_real_scheduler_has_its_triggers_in_the_program_time_zone(container: Container) -> None:
-    sched = build_scheduler(container, BackgroundScheduler(timezone=container.settings.tz))
+    sched = build_scheduler(container.jobs, BackgroundScheduler(timezone=container.settings.tz))
     jobs = {job.id: job for job in sched.get_jobs()}
     assert set(jobs) == {"close-week", "publish-week", "resume-publications"}
     now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -45,39 +45,40 @@ def test_the_real_scheduler_has_its_triggers_in_the_program_time_zone(container:
     for job in jobs.values():
         assert (job.coalesce, job.max_instances) == (True, 1)
         assert job.misfire_grace_time == container.settings.scheduler_misfire_grace_seconds
-    assert jobs["resume-publications"].trigger.interval.total_seconds() == 15 * 60
+    assert jobs["resume-publications"].trigger.interval.total_seconds() == 60  # every minute (a requested retry)
 
 
 def test_a_bad_cron_expression_is_a_clear_configuration_error(container: Container) -> None:
     broken = bootstrap(test_settings(publish_cron="every monday"), clock=container.clock, engine=container.engine,
                        redis_client=container.redis)  # fmt: skip
     with pytest.raises(ConfigError, match="REWARDS_PUBLISH_CRON"):
-        build_scheduler(broken, BackgroundScheduler())
+        build_scheduler(broken.jobs, BackgroundScheduler())
 
 
 def test_the_lock_is_held_by_one_holder_and_released_only_by_it(container: Container) -> None:
     key = f"{container.settings.leaderboard_key_prefix}:test-lock"
-    first, second = RedisLock(container.redis, key, 5), RedisLock(container.redis, key, 5)
+    first, second = Lease(container.redis, key, 5), Lease(container.redis, key, 5)
     assert first.acquire() and not second.acquire()
-    assert not second.release() and container.redis.get(key) == first.token  # not theirs to release
-    assert first.extend() and not second.extend()
+    assert not second.release() and first.held and not second.held  # not theirs to release
+    assert first.renew() and not second.renew()
     assert first.release() and second.acquire()
     second.release()
-    short = RedisLock(container.redis, key, 0.2)
+    short = Lease(container.redis, key, 0.2)
     assert short.acquire()
     time.sleep(0.35)  # the holder died: the lease runs out
-    assert first.acquire() and not short.extend()
+    assert first.acquire() and not short.renew()
     first.release()
 
 
 def test_a_job_already_running_elsewhere_does_nothing(container: Container) -> None:
-    other = job_lock(container, "close:2026-W47")
+    jobs = container.jobs
+    other = container.leases.lease(f"{container.settings.leaderboard_key_prefix}:scheduler:close:2026-W47", 30)
     assert other.acquire()
-    ran = []
-    assert locked(container, "close:2026-W47", lambda: ran.append(1)) is None and ran == []
-    assert run_close(container) is None  # the close job for W47 is held by "another scheduler"
+    ran: list[int] = []
+    assert jobs.locked("close:2026-W47", lambda: ran.append(1)) is None and ran == []
+    assert jobs.run_close() is None  # the close job for W47 is held by "another scheduler"
     other.release()
-    first, second = run_close(container), run_close(container)  # a double fire: the second changes nothing
+    first, second = jobs.run_close(), jobs.run_close()  # a double fire: the second changes nothing
     assert first is not None and second is not None and first.created and not second.created
     assert first.checksum == second.checksum
     with container.read() as session:
@@ -88,10 +89,10 @@ def test_the_publish_job_closes_and_publishes_once_and_a_second_fire_does_nothin
     wx_container: Container, wx: WeChatServer
 ) -> None:
     close_w47(wx_container)
-    pub = run_publish(wx_container, Sleeper())
+    pub = wx_container.jobs.run_publish()
     assert pub is not None and pub.state == PUBLISHED
     calls = len(wx.calls)
-    again = run_publish(wx_container, Sleeper())
+    again = wx_container.jobs.run_publish()
     assert again is not None and again.state == PUBLISHED and len(wx.calls) == calls
 
 
@@ -102,17 +103,16 @@ def test_the_resume_job_finishes_a_crashed_run_and_leaves_failed_ones_alone(
     crashing = CrashingPublisher(wx_container.publisher, "add_draft", "after")
     with pytest.raises(SimulatedCrash):
         service(wx_container, publisher=crashing).publish(WEEK)  # type: ignore[arg-type]
-    (done,) = run_resume(wx_container, Sleeper())
+    (done,) = wx_container.jobs.run_resume()
     assert done.state == PUBLISHED and wx.state.drafts_created == 1 and len(wx.posts()) == 1
-    assert run_resume(wx_container, Sleeper()) == []
+    assert wx_container.jobs.run_resume() == []
     wx.inject("*", "errcode", 48001, times=-1)
-    # a failed record from another week is not retried by the sweep
-    from rewards.publish.models import Publication
-
+    # a failed record is not retried by the sweep (until someone asks: request_retry)
     with wx_container.uow() as uow:
         pub = uow.session.scalars(select(Publication)).one()
         pub.state, pub.error_code = FAILED, 48001
-    assert run_resume(wx_container, Sleeper()) == []
+    calls = len(wx.calls)
+    assert wx_container.jobs.run_resume() == [] and len(wx.calls) == calls
 
 
 def test_two_schedulers_racing_produce_one_publication(
@@ -133,7 +133,7 @@ def test_two_schedulers_racing_produce_one_publication(
 
     schedulers = []
     for c in containers:
-        sched = build_scheduler(c, BackgroundScheduler(timezone=c.settings.tz))
+        sched = build_scheduler(c.jobs, BackgroundScheduler(timezone=c.settings.tz))
         sched.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         schedulers.append(sched)
     fire_at = datetime.now(UTC)

@@ -24,7 +24,7 @@ from intake_adapter.auth import signature as hmac_signature
 from rewards.app import create_app
 from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock
-from rewards.web.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
+from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, START, VALIDATOR_TOKEN, flush_prefix, test_settings
 
 PUBLISHER_TOKEN = "test-publisher-token"
@@ -246,7 +246,8 @@ def probe(http: TestClient, c: Container, e: Endpoint) -> list[str]:
         expect("with an admin token only", call(http, e, bearer(ADMIN_TOKEN), content=body), {401})
         wrong = {"X-Timestamp": ts, "X-Signature": hmac_signature("wrong-secret", ts, body)}
         expect("with a wrong signature", call(http, e, wrong, content=body), {401})
-        right = {"X-Timestamp": ts, "X-Signature": hmac_signature(c.settings.intake_secret, ts, body)}
+        secret = c.settings.intake_secret.get_secret_value()
+        right = {"X-Timestamp": ts, "X-Signature": hmac_signature(secret, ts, body)}
         let_in("a signed request", call(http, e, right, content=body), {401, 403})
     elif kind == "wechat":
         expect("without a signature", call(http, e, content=b"<xml/>"), {403})

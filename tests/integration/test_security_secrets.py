@@ -20,16 +20,18 @@ import pytest
 import redis
 import xmltodict
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from wechatpy.crypto import WeChatCrypto
 
 from intake_adapter import auth as intake_auth
 from intake_adapter import open311_submit
-from rewards import auth as api_auth
 from rewards.app import create_app
 from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock
-from rewards.web import console, oauth, session, wechat
+from rewards.http import auth as api_auth
+from rewards.http import session
+from rewards.web import console, oauth, wechat
 from tests.conftest import START, flush_prefix, test_settings
 from tests.fakes.publish_env import Sleeper, close_w47, service
 from tests.fakes.wechat_oauth import OAuthStandIn, serve
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRETISH = re.compile(r"signature|digest|hmac|_mac\b|^mac$|secret|token|fingerprint|csrf|api_key|nonce|passw", re.I)
 # == between such names that is not a credential check, and why
 NOT_CREDENTIALS = {
-    ("rewards/leaderboard/snapshot.py", "hashlib.sha256(again).hexdigest() != stored.checksum"): "data integrity",
+    ("rewards/leaderboard/weeks.py", "hashlib.sha256(again).hexdigest() != stored.checksum"): "data integrity",
 }
 
 
@@ -99,7 +101,7 @@ def test_the_scan_catches_a_timing_leak() -> None:
         wechat.signature_ok,  # the WeChat callback's SHA-1 signatures
         oauth.state_matches,  # the OAuth state
         console.check_csrf,  # the console's form token
-        api_auth.principal_from_token,  # bearer tokens
+        api_auth.TokenTable.principal,  # bearer tokens
         api_auth.require_citizen_or,  # a citizen's own openid
         open311_submit.check_api_key,  # Open311 api_key
         session.SessionCodec.console_session_for,  # console token fingerprints
@@ -212,7 +214,7 @@ def test_every_cookie_is_signed_http_only_and_same_site(
 
 def test_cookies_are_signed_a_changed_or_foreign_cookie_is_no_session(sc: Container) -> None:
     codec = session.SessionCodec(sc.settings)
-    foreign = session.SessionCodec(sc.settings.model_copy(update={"session_secret": "another-secret"}))
+    foreign = session.SessionCodec(sc.settings.model_copy(update={"session_secret": SecretStr("another-secret")}))
     good = codec.dump_citizen(session.CitizenSession("oSigned"))
     console_cookie = codec.dump_console(session.ConsoleSession("admin-1", "admin", "f" * 32))
     with TestClient(create_app(sc)) as http:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from rewards.bootstrap import bootstrap
 from rewards.cases import lifecycle as lc
-from rewards.cases.flows import Actor, NewReport, Reporter
+from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.models import Case
 from rewards.clock import FixedClock, week_of
 from rewards.db import make_engine
@@ -59,10 +59,10 @@ class LoopMachine(RuleBasedStateMachine):
             clock=self.clock,
             engine=engine,
             redis_client=self.redis,
-            boards=self.sink,
+            sink=self.sink,
         )
         self.m = Model()
-        self.done: list[tuple[str, tuple[object, ...]]] = []  # successful commands, for replay
+        self.done: list[ReportCase | GiveVerdict | VoidCase] = []  # successful commands, for replay
 
     engine = None  # set by the test function
     redis = None
@@ -99,10 +99,10 @@ class LoopMachine(RuleBasedStateMachine):
             r = Reporter(
                 openid=f"o{reporter}", name=f"市民{reporter}", verified=info["verified"], snapshot_user=info["snapshot"]
             )
-        report = NewReport(case_id=case_id, category=category, reported_at=self.clock.now(), reporter=r)
+        report = ReportCase(case_id=case_id, category=category, reported_at=self.clock.now(), reporter=r)
         assert self.expect(lambda uow: self.c.flows.report(uow, report, ACTOR))
         self.m.cases.append(ModelCase(case_id, reporter, category, len(self.m.cases)))
-        self.done.append(("report", (report,)))
+        self.done.append(report)
 
     @precondition(lambda self: self.m.cases)
     @rule(
@@ -114,7 +114,8 @@ class LoopMachine(RuleBasedStateMachine):
         mc = self.m.cases[i % len(self.m.cases)]
         dup = self.m.cases[j % len(self.m.cases)].case_id if verdict == "duplicate" else None
         self.clock.advance(minutes=3)
-        ok = self.expect(lambda uow: self.c.flows.verdict(uow, mc.case_id, verdict, ACTOR, duplicate_of=dup))
+        command = GiveVerdict(mc.case_id, verdict, duplicate_of=dup)
+        ok = self.expect(lambda uow: self.c.flows.verdict(uow, command, ACTOR))
         # model
         expected_ok: bool
         if verdict == "duplicate" and (dup == mc.case_id or self.model_case(dup).order > mc.order):
@@ -129,14 +130,15 @@ class LoopMachine(RuleBasedStateMachine):
                 self.m.ledger[(mc.case_id, "valid_report")] = (mc.reporter, self.week(), CATEGORIES[mc.category])
         assert ok == expected_ok, (mc, verdict, dup)
         if ok:
-            self.done.append(("verdict", (mc.case_id, verdict, dup)))
+            self.done.append(command)
 
     @precondition(lambda self: self.m.cases)
     @rule(i=st.integers(0, 200))
     def void(self, i: int) -> None:
         mc = self.m.cases[i % len(self.m.cases)]
         self.clock.advance(minutes=5)
-        ok = self.expect(lambda uow: self.c.flows.void(uow, mc.case_id, "伪造现场", ACTOR))
+        command = VoidCase(mc.case_id, "伪造现场")
+        ok = self.expect(lambda uow: self.c.flows.void(uow, command, ACTOR))
         if mc.status == lc.VOIDED:
             expected_ok = True
         elif mc.status in lc.FILED_STATES:
@@ -149,7 +151,7 @@ class LoopMachine(RuleBasedStateMachine):
             expected_ok = False
         assert ok == expected_ok, (mc, "void")
         if ok:
-            self.done.append(("void", (mc.case_id,)))
+            self.done.append(command)
 
     @precondition(lambda self: self.m.cases)
     @rule(i=st.integers(0, 200), status=st.sampled_from([lc.DISPATCHED, lc.PROCESSING, lc.RESOLVED, lc.CLOSED]))
@@ -157,7 +159,7 @@ class LoopMachine(RuleBasedStateMachine):
         mc = self.m.cases[i % len(self.m.cases)]
         self.clock.advance(minutes=1)
         when = self.clock.now()
-        ok = self.expect(lambda uow: self.c.flows.change_status(uow, mc.case_id, status, ACTOR, occurred_at=when))
+        ok = self.expect(lambda uow: self.c.flows.change_status(uow, ChangeStatus(mc.case_id, status, when), ACTOR))
         if mc.status == lc.VOIDED:
             expected_ok = True  # recorded, not applied
         else:
@@ -170,18 +172,11 @@ class LoopMachine(RuleBasedStateMachine):
     @rule(k=st.integers(0, 10_000))
     def replay(self, k: int) -> None:
         """Replaying any earlier successful command changes nothing."""
-        kind, args = self.done[k % len(self.done)]
+        command = self.done[k % len(self.done)]
         before = self.ledger_rows()
         statuses = self.statuses()
         self.clock.advance(minutes=1)
-        if kind == "report":
-            ok = self.expect(lambda uow: self.c.flows.report(uow, args[0], ACTOR))
-        elif kind == "verdict":
-            case_id, verdict, dup = args
-            ok = self.expect(lambda uow: self.c.flows.verdict(uow, case_id, verdict, ACTOR, duplicate_of=dup))
-        else:
-            ok = self.expect(lambda uow: self.c.flows.void(uow, args[0], "伪造现场", ACTOR))
-        assert ok
+        assert self.expect(lambda uow: self.c.flows.handle(uow, command, ACTOR))
         assert self.ledger_rows() == before
         assert self.statuses() == statuses
 

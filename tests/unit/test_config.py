@@ -42,6 +42,15 @@ def test_invalid_setting_is_named(monkeypatch: pytest.MonkeyPatch, env: str, val
     assert named in str(err.value)
 
 
+@pytest.mark.parametrize("removed", ["anonymous_earns", "first_reporter_only"])
+def test_removed_settings_are_refused_by_name(monkeypatch: pytest.MonkeyPatch, removed: str) -> None:
+    with pytest.raises(ConfigError, match=f"REWARDS_{removed.upper()} no longer exists"):
+        load_settings(**{removed: True})
+    monkeypatch.setenv(f"REWARDS_{removed.upper()}", "true")
+    with pytest.raises(ConfigError, match=f"REWARDS_{removed.upper()} no longer exists"):
+        load_settings()
+
+
 def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REWARDS_ENVIRONMENT", "production")
     with pytest.raises(ConfigError, match="placeholder"):

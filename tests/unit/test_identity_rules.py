@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from rewards.config import load_settings
 from rewards.errors import BadRequest, ConfigError
-from rewards.leaderboard.ledger_standing import CitizenStanding, Placing, points_needed
-from rewards.web.oauth import RedactSecrets, make_state, safe_next, state_matches
-from rewards.web.ratelimit import counter_key, window_at
-from rewards.web.session import CitizenSession, SessionCodec, token_fingerprint
+from rewards.http.ratelimit import counter_key, window_at
+from rewards.http.session import CitizenSession, SessionCodec, token_fingerprint
+from rewards.leaderboard.ledger_standing import points_needed
+from rewards.leaderboard.schemas import ScopeStandingOut, StandingOut
+from rewards.logs import RedactSecrets
+from rewards.prizes import PrizeTier
+from rewards.web.oauth import make_state, safe_next, state_matches
 from rewards.web.wechat import help_text, rank_text, welcome_text
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, VALIDATOR_TOKEN, test_settings
 
@@ -98,7 +101,7 @@ def test_session_codec_round_trip_and_refusals() -> None:
     assert codec.load_console(value) is None  # a citizen cookie is not a console cookie (different salt)
     console = codec.console_session_for(VALIDATOR_TOKEN)
     assert console is not None and (console.name, console.role) == ("validator-1", "validator")
-    assert console.fingerprint == token_fingerprint(s.session_secret, VALIDATOR_TOKEN)
+    assert console.fingerprint == token_fingerprint(s.session_secret.get_secret_value(), VALIDATOR_TOKEN)
     principal = codec.load_console(codec.dump_console(console))
     assert principal is not None and (principal.name, principal.role) == ("validator-1", "validator")
     assert codec.load_citizen(codec.dump_console(console)) is None
@@ -132,19 +135,25 @@ def test_points_needed_is_the_least_that_passes_the_last_place(mine: int, cutoff
     assert need == 0 or mine + need - 1 <= bar
 
 
-def standing(**kw: object) -> CitizenStanding:
+def scope(points: int, rank: int | None) -> ScopeStandingOut:
+    return ScopeStandingOut(ranked=rank is not None, rank=rank, points=points, total=None, above=[], below=[])
+
+
+def standing(**kw: object) -> StandingOut:
     values: dict[str, object] = {
         "week": "2026-W48",
-        "this_week": Placing(3, 12),
-        "all_time": Placing(37, 105),
+        "message": "本周第 12 名",
+        "weekly": scope(3, 12),
+        "all_time": scope(37, 105),
+        "eligible": True,
         "eligibility_note": None,
-        "prize_rank": None,
-        "prize_tier": None,
-        "points_to_prize": 4,
         "prize_places": 80,
+        "prize_rank": None,
+        "tier": None,
+        "points_to_prize": 4,
     }
     values.update(kw)
-    return CitizenStanding(**values)  # type: ignore[arg-type]
+    return StandingOut.model_validate(values)
 
 
 def test_rank_texts() -> None:
@@ -153,13 +162,16 @@ def test_rank_texts() -> None:
         "【我的积分】2026年第48周\n本周积分：3 分，排名第 12 名\n累计积分：37 分，排名第 105 名\n"
         "距本周获奖名单（前 80 名）还差 4 分，加油！\n活动规则：https://ssp.example.gov.cn/rules"
     )
-    on_list = rank_text(standing(prize_rank=9, prize_tier="三等奖", points_to_prize=None), rules, 80)
+    third = PrizeTier(6, 20, "三等奖", 50)
+    on_list = rank_text(standing(prize_rank=9, tier=third, points_to_prize=0), rules, 80)
     assert "您已进入本周获奖名单：第 9 名（三等奖），请继续保持！" in on_list
-    quiet_week = rank_text(standing(this_week=Placing(0, None), points_to_prize=13), rules, 80)
+    quiet_week = rank_text(standing(weekly=scope(0, None), points_to_prize=13), rules, 80)
     assert "本周积分：0 分，本周暂未上榜" in quiet_week and "还差 13 分" in quiet_week
-    note = rank_text(standing(eligibility_note="未完成实名认证，暂不参与评奖", points_to_prize=None), rules, 80)
+    note = rank_text(
+        standing(eligible=False, eligibility_note="未完成实名认证，暂不参与评奖", points_to_prize=None), rules, 80
+    )
     assert "未完成实名认证，暂不参与评奖。" in note and "还差" not in note
-    for nobody in (None, standing(this_week=Placing(0, None), all_time=Placing(0, None))):
+    for nobody in (None, standing(weekly=scope(0, None), all_time=scope(0, None))):
         text = rank_text(nobody, rules, 80)
         assert text.startswith("您暂未上榜。") and "前 80 名" in text and rules in text
     assert rules in help_text(rules) and "排名" in help_text(rules)
@@ -192,7 +204,9 @@ def test_aes_key_must_look_like_wechats(key: str) -> None:
 
 
 def test_wechats_sample_aes_key_is_accepted() -> None:
-    assert load_settings(wechat_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").wechat_aes_key
+    key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    accepted = load_settings(wechat_aes_key=key).wechat_aes_key
+    assert accepted is not None and accepted.get_secret_value() == key
 
 
 def test_rate_limit_settings_are_validated() -> None:

@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 
 from intake_adapter.inbox import canonical, parse_body, read_envelope
 from intake_adapter.schemas import CITY_STATUSES, ReportSubmitted, StatusChanged, parse_event
-from intake_adapter.translate import ChangeStatus, GiveVerdict, VoidCase, translate_report, translate_status
-from rewards.cases.flows import NewReport
+from intake_adapter.translate import translate_report, translate_status
+from rewards.cases.commands import ChangeStatus, GiveVerdict, ReportCase, VoidCase
 from rewards.errors import BadRequest, Invalid
 
 AT = "2026-11-25T09:58:00+08:00"
+WHEN = datetime(2026, 11, 25, 1, 58, tzinfo=UTC)  # AT in UTC
 
 
 def submitted(**over: Any) -> dict[str, Any]:
@@ -47,18 +48,18 @@ def changed(status: str, **over: Any) -> dict[str, Any]:
     return event
 
 
-def test_report_submitted_maps_onto_a_new_report() -> None:
+def test_report_submitted_maps_onto_a_report_case() -> None:
     event = parse_event(submitted())
     assert isinstance(event, ReportSubmitted)
     report = translate_report(event)
-    assert isinstance(report, NewReport)
+    assert isinstance(report, ReportCase)
     assert report.case_id == "SSP-1" and report.category == "street_lamp"
     assert report.reported_at == datetime(2026, 11, 25, 1, 58, tzinfo=UTC)
     assert (report.lat, report.lon, report.coord_system) == (31.2304, 121.4737, "gcj02")
     assert report.address == "人民大道 200 号" and report.district == "黄浦区"
     assert report.reporter is not None and report.reporter.openid == "oABC" and report.reporter.verified is True
     assert report.reporter.district == "黄浦区"
-    assert report.photos == ["https://img.example/1.jpg"]
+    assert report.photos == ("https://img.example/1.jpg",)
 
 
 def test_a_report_without_reporter_or_location_is_anonymous_and_unplaced() -> None:
@@ -73,33 +74,29 @@ def test_a_report_without_reporter_or_location_is_anonymous_and_unplaced() -> No
     [
         (
             changed("filed", department="城管局", note="立案"),
-            GiveVerdict(
-                "SSP-1", "valid", datetime(2026, 11, 25, 1, 58, tzinfo=UTC), reason="立案", department="城管局"
-            ),
+            GiveVerdict("SSP-1", "valid", reason="立案", occurred_at=WHEN, department="城管局"),
         ),
-        (changed("refused"), GiveVerdict("SSP-1", "invalid", datetime(2026, 11, 25, 1, 58, tzinfo=UTC))),
+        (changed("refused"), GiveVerdict("SSP-1", "invalid", occurred_at=WHEN)),
         (
             changed("refused", verdict="duplicate", duplicate_of="SSP-0", note="重复"),
-            GiveVerdict(
-                "SSP-1", "duplicate", datetime(2026, 11, 25, 1, 58, tzinfo=UTC), duplicate_of="SSP-0", reason="重复"
-            ),
+            GiveVerdict("SSP-1", "duplicate", duplicate_of="SSP-0", reason="重复", occurred_at=WHEN),
         ),
-        (changed("voided", note="摆拍"), VoidCase("SSP-1", "摆拍", datetime(2026, 11, 25, 1, 58, tzinfo=UTC))),
+        (changed("voided", note="摆拍"), VoidCase("SSP-1", "摆拍", WHEN)),
         (
             changed("sent_back", note="未修好"),
-            ChangeStatus("SSP-1", "processing", datetime(2026, 11, 25, 1, 58, tzinfo=UTC), note="退回重办：未修好"),
+            ChangeStatus("SSP-1", "processing", WHEN, note="退回重办：未修好"),
         ),
         (
             changed("sent_back"),
-            ChangeStatus("SSP-1", "processing", datetime(2026, 11, 25, 1, 58, tzinfo=UTC), note="退回重办"),
+            ChangeStatus("SSP-1", "processing", WHEN, note="退回重办"),
         ),
         (
             changed("dispatched", department="市政"),
-            ChangeStatus("SSP-1", "dispatched", datetime(2026, 11, 25, 1, 58, tzinfo=UTC), department="市政"),
+            ChangeStatus("SSP-1", "dispatched", WHEN, department="市政"),
         ),
     ],
 )
-def test_status_changes_map_onto_flows(event: dict[str, Any], expected: object) -> None:
+def test_status_changes_map_onto_commands(event: dict[str, Any], expected: object) -> None:
     parsed = parse_event(event)
     assert isinstance(parsed, StatusChanged)
     assert translate_status(parsed) == expected
@@ -112,7 +109,7 @@ def test_status_changes_map_onto_flows(event: dict[str, Any], expected: object) 
     st.sampled_from([None, "SSP-0"]),
     st.sampled_from([None, "", "原因"]),
 )
-def test_every_status_event_is_either_rejected_with_a_reason_or_maps_to_one_flow(
+def test_every_status_event_is_either_rejected_with_a_reason_or_maps_to_one_command(
     status: str, verdict: str | None, duplicate_of: str | None, note: str | None
 ) -> None:
     raw = changed(status, verdict=verdict, duplicate_of=duplicate_of, note=note)

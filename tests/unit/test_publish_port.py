@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine
 
-from rewards.config import load_settings
+from rewards.clock import FixedClock
+from rewards.config import Settings, load_settings
+from rewards.db import Database
+from rewards.locks import Leases
+from rewards.program import Program
+from rewards.publish.outbox import OutboxPublisher
 from rewards.publish.port import (
     AMBIGUOUS,
     TERMINAL,
@@ -17,10 +25,12 @@ from rewards.publish.port import (
     TOKEN_ERRCODES,
     TRANSIENT,
     TRANSIENT_ERRCODES,
+    Publisher,
     PublishError,
     classify,
 )
 from rewards.publish.service import PublishService
+from rewards.scoring.service import rule_settings
 
 
 @given(st.integers(-10, 100_000))
@@ -56,6 +66,19 @@ class Script:
         self.refreshes += 1
 
 
+# what the retry policy never touches (`_call` and `_delay` use only settings, the publisher and sleep): built
+# once, and nothing connects
+UNUSED_DB = Database(create_engine("sqlite://"))
+UNUSED_LEASES = Leases(redis.Redis())
+CLOCK = FixedClock(datetime(2026, 11, 23, tzinfo=UTC))
+
+
+def policy_of(settings: Settings, publisher: Publisher, sleep: Callable[[float], None]) -> PublishService:
+    """A publish service to exercise its retry policy."""
+    program = Program(rule_settings(settings), settings.prize_table, settings.timezone)
+    return PublishService(UNUSED_DB, CLOCK, settings, program, publisher, UNUSED_LEASES, sleep)
+
+
 def model(kinds: list[str], max_attempts: int, reconciles: bool) -> tuple[str, int, int]:
     """The policy stated plainly: (outcome, calls, refreshes)."""
     attempts = refreshes = calls = 0
@@ -87,10 +110,8 @@ def model(kinds: list[str], max_attempts: int, reconciles: bool) -> tuple[str, i
 def test_the_retry_policy_follows_its_model(kinds: list[str], max_attempts: int, reconciles: bool) -> None:
     script = Script(kinds)
     delays: list[float] = []
-    container = SimpleNamespace(
-        settings=load_settings(publish_max_attempts=max_attempts, publish_backoff_seconds=1.5), publisher=script
-    )
-    svc = PublishService(container, sleep=delays.append)  # type: ignore[arg-type]
+    settings = load_settings(publish_max_attempts=max_attempts, publish_backoff_seconds=1.5)
+    svc = policy_of(settings, script, delays.append)  # type: ignore[arg-type]
     reconcile = (lambda: "found") if reconciles else (lambda: None)
     expected, calls, refreshes = model(kinds, max_attempts, reconciles)
     if expected == "raise":
@@ -104,6 +125,6 @@ def test_the_retry_policy_follows_its_model(kinds: list[str], max_attempts: int,
 
 
 def test_backoff_doubles_and_is_capped() -> None:
-    container = SimpleNamespace(settings=load_settings(publish_backoff_seconds=1.0), publisher=None)
-    svc = PublishService(container)  # type: ignore[arg-type]
+    settings = load_settings(publish_backoff_seconds=1.0)
+    svc = policy_of(settings, OutboxPublisher(settings.outbox_dir), lambda _: None)
     assert [svc._delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ from rewards.scoring.model import (
     RULE_VOID_REVERSAL,
     AwardDecision,
     CaseFacts,
+    CategoryRule,
     CitizenFacts,
     NoAward,
     RuleSettings,
@@ -31,13 +33,19 @@ categories = st.dictionaries(st.sampled_from(["lamp", "bin", "ad", "road", "zero
 citizens = st.builds(CitizenFacts, st.integers(1, 10_000), st.booleans(), st.booleans(), st.booleans())
 
 
+def rules_of(table: dict[str, int], daily_award_limit: int | None = None) -> RuleSettings:
+    """The rule settings of a category -> points table."""
+    categories = tuple(CategoryRule(code, code, "group", points) for code, points in table.items())
+    return RuleSettings(categories, daily_award_limit=daily_award_limit)
+
+
 def case(category: str, reporter: CitizenFacts | None, pk: int = 1) -> CaseFacts:
     return CaseFacts(pk, f"C{pk}", category, reporter, T0)
 
 
 @given(categories, st.sampled_from(["lamp", "bin", "ad", "road", "zero", "unknown"]), citizens, st.integers(0, 50))
 def test_award_is_category_points_or_nothing_never_negative(table, category, reporter, today) -> None:
-    rules = RuleSettings(category_points=table)
+    rules = rules_of(table)
     decision = award_on_filing(case(category, reporter), rules, today)
     if isinstance(decision, AwardDecision):
         assert decision.points == table[category] > 0
@@ -47,28 +55,32 @@ def test_award_is_category_points_or_nothing_never_negative(table, category, rep
         assert reporter.snapshot_user or points_for_category(category, rules) == 0
 
 
-@given(categories, st.integers(0, 50))
-def test_anonymous_reports_earn_nothing(table, today) -> None:
-    rules = RuleSettings(category_points=table, anonymous_earns=True)
-    assert award_on_filing(case("lamp", None), rules, today) == NoAward(ANONYMOUS)
+@given(categories, st.sampled_from(["lamp", "bin", "ad", "road", "zero"]), st.integers(0, 50))
+def test_anonymous_reports_earn_nothing(table, category, today) -> None:
+    assert award_on_filing(case(category, None), rules_of(table), today) == NoAward(ANONYMOUS)
+
+
+def test_there_is_no_switch_that_lets_anonymous_reports_earn() -> None:
+    with pytest.raises(TypeError, match="anonymous_earns"):
+        RuleSettings((CategoryRule("lamp", "路灯", "市政", 1),), anonymous_earns=True)  # type: ignore[call-arg]
 
 
 @given(citizens)
 def test_snapshot_users_earn_nothing(reporter) -> None:
     reporter = CitizenFacts(reporter.citizen_id, reporter.verified, reporter.banned, snapshot_user=True)
-    assert award_on_filing(case("lamp", reporter), RuleSettings({"lamp": 1}), 0) == NoAward(SNAPSHOT_USER)
+    assert award_on_filing(case("lamp", reporter), rules_of({"lamp": 1}), 0) == NoAward(SNAPSHOT_USER)
 
 
 def test_zero_point_category_earns_nothing() -> None:
     reporter = CitizenFacts(1, True, False)
-    assert award_on_filing(case("zero", reporter), RuleSettings({"zero": 0}), 0) == NoAward(ZERO_CATEGORY)
+    assert award_on_filing(case("zero", reporter), rules_of({"zero": 0}), 0) == NoAward(ZERO_CATEGORY)
 
 
 @given(st.integers(1, 20), st.integers(0, 40))
 def test_daily_limit_is_respected_exactly_when_switched_on(limit, today) -> None:
     reporter = CitizenFacts(1, True, False)
-    on = award_on_filing(case("lamp", reporter), RuleSettings({"lamp": 1}, daily_award_limit=limit), today)
-    off = award_on_filing(case("lamp", reporter), RuleSettings({"lamp": 1}), today)
+    on = award_on_filing(case("lamp", reporter), rules_of({"lamp": 1}, daily_award_limit=limit), today)
+    off = award_on_filing(case("lamp", reporter), rules_of({"lamp": 1}), today)
     assert isinstance(off, AwardDecision)  # off by default: no cap, however many today
     assert (on == NoAward(DAILY_LIMIT)) == (today >= limit)
 
@@ -76,7 +88,7 @@ def test_daily_limit_is_respected_exactly_when_switched_on(limit, today) -> None
 @given(st.integers(1, 5000), st.integers(1, 7))
 def test_no_cap_total_grows_with_every_valid_case(n_cases, points) -> None:
     reporter = CitizenFacts(7, True, False)
-    rules = RuleSettings({"lamp": points})
+    rules = rules_of({"lamp": points})
     total = 0
     for pk in range(1, min(n_cases, 300) + 1):
         decision = award_on_filing(case("lamp", reporter, pk), rules, awards_today=pk - 1)
@@ -103,7 +115,7 @@ def test_reversal_nets_a_case_to_zero_once(points) -> None:
 @given(st.integers(1, 5))
 def test_award_then_void_nets_zero(points) -> None:
     reporter = CitizenFacts(2, True, False)
-    award = award_on_filing(case("lamp", reporter), RuleSettings({"lamp": points}), 0)
+    award = award_on_filing(case("lamp", reporter), rules_of({"lamp": points}), 0)
     assert isinstance(award, AwardDecision)
     reversal = reversal_on_void(1, "C1", [(award.citizen_id, award.rule, award.points)])
     assert reversal is not None

@@ -17,27 +17,28 @@ from rewards.leaderboard.snapshot import (
     Entrant,
     Snapshot,
     SnapshotRow,
-    TierRule,
     build_snapshot,
     canonical_bytes,
     checksum,
     compare_with_board,
 )
 from rewards.masking import mask_name
+from rewards.prizes import PrizeTable, PrizeTier
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
-DEFAULT_TIERS = [TierRule(1, 1, "一等奖", 500), TierRule(2, 5, "二等奖", 200), TierRule(6, 20, "三等奖", 100),
-                 TierRule(21, 80, "参与奖", 50)]  # fmt: skip
+DEFAULT_TIERS = [PrizeTier(1, 1, "一等奖", 500), PrizeTier(2, 5, "二等奖", 200), PrizeTier(6, 20, "三等奖", 100),
+                 PrizeTier(21, 80, "参与奖", 50)]  # fmt: skip
+DEFAULT_PRIZES = PrizeTable(DEFAULT_TIERS)
 
 
 @st.composite
-def tier_tables(draw: st.DrawFn) -> list[TierRule]:
+def tier_tables(draw: st.DrawFn) -> list[PrizeTier]:
     """Contiguous bands from rank 1 whose prizes never increase with rank."""
     widths = draw(st.lists(st.integers(1, 30), min_size=1, max_size=5))
     values = sorted(draw(st.lists(st.integers(0, 1000), min_size=len(widths), max_size=len(widths))), reverse=True)
     tiers, first = [], 1
     for i, (width, value) in enumerate(zip(widths, values, strict=True)):
-        tiers.append(TierRule(first, first + width - 1, f"T{i}", value))
+        tiers.append(PrizeTier(first, first + width - 1, f"T{i}", value))
         first += width
     return tiers
 
@@ -66,7 +67,7 @@ def beats(a: Standing, b: Standing) -> bool:
     return a.citizen_id < b.citizen_id
 
 
-def model(standings: list[Standing], entrants: dict[int, Entrant], tiers: list[TierRule]) -> list[tuple]:
+def model(standings: list[Standing], entrants: dict[int, Entrant], tiers: list[PrizeTier]) -> list[tuple]:
     """Brute force: rank = 1 + how many eligible scorers beat you; winners are ranks within the last band."""
     pool = [s for s in standings if entrants[s.citizen_id].eligible and s.points > 0]
     places = max(t.last for t in tiers)
@@ -81,9 +82,9 @@ def model(standings: list[Standing], entrants: dict[int, Entrant], tiers: list[T
 
 @settings(max_examples=300, deadline=None)
 @given(weeks(), tier_tables())
-def test_snapshot_equals_the_brute_force_model(week: tuple, tiers: list[TierRule]) -> None:
+def test_snapshot_equals_the_brute_force_model(week: tuple, tiers: list[PrizeTier]) -> None:
     standings, entrants = week
-    snap = build_snapshot("2026-W48", standings, entrants, tiers)
+    snap = build_snapshot("2026-W48", standings, entrants, PrizeTable(tiers))
     got = [(r.rank, r.citizen_id, r.points, r.tier, r.prize) for r in snap.rows]
     assert got == model(standings, entrants, tiers)
     eligible = sum(1 for s in standings if entrants[s.citizen_id].eligible and s.points > 0)
@@ -99,10 +100,10 @@ def test_snapshot_equals_the_brute_force_model(week: tuple, tiers: list[TierRule
 @given(weeks(), st.randoms(use_true_random=False))
 def test_canonical_bytes_do_not_depend_on_input_order(week: tuple, rnd: random.Random) -> None:
     standings, entrants = week
-    first = build_snapshot("2026-W48", standings, entrants, DEFAULT_TIERS)
+    first = build_snapshot("2026-W48", standings, entrants, DEFAULT_PRIZES)
     shuffled = standings[:]
     rnd.shuffle(shuffled)
-    tiers = DEFAULT_TIERS[::-1]
+    tiers = PrizeTable(DEFAULT_TIERS[::-1])  # the same table, given worst band first
     second = build_snapshot("2026-W48", shuffled, dict(reversed(list(entrants.items()))), tiers)
     assert canonical_bytes(first) == canonical_bytes(second)
     assert checksum(first) == checksum(second)
@@ -113,7 +114,7 @@ def test_canonical_bytes_do_not_depend_on_input_order(week: tuple, rnd: random.R
 def test_exactly_eighty_winners_among_many_and_tiers_by_band() -> None:
     standings = [Standing(i, 100 - i % 7, T0 + timedelta(seconds=i)) for i in range(1, 201)]
     entrants = {i: Entrant(i, f"市民{i}号", i % 10 != 0) for i in range(1, 201)}
-    snap = build_snapshot("2026-W48", standings, entrants, DEFAULT_TIERS)
+    snap = build_snapshot("2026-W48", standings, entrants, DEFAULT_PRIZES)
     assert len(snap.rows) == 80
     assert snap.participants == 180
     assert [r.tier for r in snap.rows[:6]] == ["一等奖", "二等奖", "二等奖", "二等奖", "二等奖", "三等奖"]
@@ -125,7 +126,7 @@ def test_equal_points_go_to_whoever_reached_them_first_then_lower_id() -> None:
     standings = [Standing(5, 3, T0 + timedelta(hours=2)), Standing(9, 3, T0 + timedelta(hours=1)),
                  Standing(2, 3, T0 + timedelta(hours=2)), Standing(7, 4, T0 + timedelta(hours=9))]  # fmt: skip
     entrants = {i: Entrant(i, "张三丰", True) for i in (2, 5, 7, 9)}
-    snap = build_snapshot("2026-W48", standings, entrants, DEFAULT_TIERS)
+    snap = build_snapshot("2026-W48", standings, entrants, DEFAULT_PRIZES)
     assert [r.citizen_id for r in snap.rows] == [7, 9, 2, 5]
     assert snap.rows[0].display_name == "张*丰"
 
@@ -141,6 +142,6 @@ def test_board_comparison() -> None:
 
 
 def test_an_empty_week_has_no_winners() -> None:
-    snap = build_snapshot("2026-W48", [], {}, DEFAULT_TIERS)
+    snap = build_snapshot("2026-W48", [], {}, DEFAULT_PRIZES)
     assert snap == Snapshot("2026-W48", tuple(DEFAULT_TIERS), 0, ())
     assert json.loads(canonical_bytes(snap))["rows"] == []
