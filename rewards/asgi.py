@@ -13,4 +13,5 @@ def app_factory() -> FastAPI:
     """Build the app for one worker process."""
     container = bootstrap(load_settings())
     container.prepare()
+    container.start_projector()  # every worker keeps the boards in line with the ledger, no command needed
     return create_app(container)

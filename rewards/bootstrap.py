@@ -19,14 +19,15 @@ from sqlalchemy.orm import Session
 
 from rewards.clock import Clock, SystemClock
 from rewards.config import Settings, load_settings
-from rewards.db import Database, Effect, UnitOfWork, make_engine
+from rewards.db import Database, UnitOfWork, make_engine
 from rewards.flows import CaseFlows
-from rewards.health import ServiceHealth
+from rewards.health import CircuitBreaker
 from rewards.http.auth import Principal, TokenTable
 from rewards.http.ratelimit import RateLimiter
 from rewards.http.session import SessionCodec
 from rewards.http.state import HttpState
 from rewards.leaderboard.boards import Boards
+from rewards.leaderboard.projector import Projector
 from rewards.leaderboard.rebuild import RebuildReport, rebuild_if_empty
 from rewards.leaderboard.service import LeaderboardService
 from rewards.leaderboard.weeks import WeekCloser
@@ -53,6 +54,7 @@ class Container:
     db: Database
     redis: redis.Redis
     boards: Boards
+    projector: Projector
     sink: BoardSink
     program: Program
     scoring: ScoringService
@@ -63,7 +65,7 @@ class Container:
     publishing: PublishService
     jobs: WeeklyJobs
     leases: Leases
-    redis_health: ServiceHealth
+    redis_breaker: CircuitBreaker
     http: HttpState
 
     @property
@@ -83,15 +85,6 @@ class Container:
         with self.db.read() as session:
             yield session
 
-    @property
-    def pending(self) -> list[Effect]:
-        """After-commit effects waiting for Redis to come back."""
-        return list(self.db.pending)
-
-    def reconcile(self) -> int:
-        """Retry pending after-commit effects; return how many remain."""
-        return self.db.reconcile()
-
     def prepare(self) -> RebuildReport | None:
         """Prepare derived state before serving: rebuild the boards when Redis holds none (empty or flushed)."""
         try:
@@ -103,8 +96,13 @@ class Container:
             log.info("leaderboards rebuilt at start-up: %s citizens, %s entries", report.citizens, report.entries)
         return report
 
+    def start_projector(self) -> None:
+        """Keep the boards in line with the ledger from a background thread (long-running processes only)."""
+        self.projector.start()
+
     def close(self) -> None:
-        """Release connections."""
+        """Release connections (and stop the projector thread, if it runs)."""
+        self.projector.stop()
         self.db.close()
         with suppress(Exception):  # closing a dead connection is not worth failing shutdown
             self.redis.close()
@@ -130,8 +128,11 @@ def bootstrap(
     clock = clock or SystemClock()
     db = Database(engine or make_engine(settings.database_url))
     client = redis_client if redis_client is not None else make_redis(settings)
-    redis_health = ServiceHealth("redis")
-    boards = Boards(client, settings)
+    # one per process: the boards, the projector and the rate limiter share it
+    redis_breaker = CircuitBreaker("redis", settings.redis_breaker_failures, settings.redis_breaker_open_seconds)
+    boards = Boards(client, settings, redis_breaker)
+    projector = Projector(db, boards, clock, settings.projector_interval_seconds)
+    db.when_effects_fail(lambda _failures: projector.update_failed())
     sink = sink if sink is not None else boards
     program = Program(rule_settings(settings), settings.prize_table, settings.timezone)
     scoring = ScoringService(program.rules, settings.tz, clock, sink)
@@ -140,23 +141,24 @@ def bootstrap(
     publisher = publisher if publisher is not None else make_publisher(settings, client)
     closer = WeekCloser(db, clock, settings.tz, settings.timezone, program.prizes, boards)
     publishing = PublishService(db, clock, settings, program, publisher, leases, sleep)
-    limiter = RateLimiter(client, settings, clock, redis_health)
+    limiter = RateLimiter(client, settings, clock, redis_breaker)
     return Container(
         settings=settings,
         clock=clock,
         db=db,
         redis=client,
         boards=boards,
+        projector=projector,
         sink=sink,
         program=program,
         scoring=scoring,
         flows=flows,
-        leaderboard=LeaderboardService(db, boards, clock, settings, redis_health),
+        leaderboard=LeaderboardService(db, boards, projector, clock, settings),
         closer=closer,
         publisher=publisher,
         publishing=publishing,
         jobs=WeeklyJobs(db, settings, closer, publishing, leases),
         leases=leases,
-        redis_health=redis_health,
+        redis_breaker=redis_breaker,
         http=HttpState(settings, clock, token_table(settings), limiter, SessionCodec(settings)),
     )

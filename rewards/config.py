@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     # Leaderboards and prizes
     prize_tiers: list[PrizeTier] = Field(default_factory=lambda: list(DEFAULT_TIERS))
     leaderboard_key_prefix: str = "rw"
+    # The projector: every long-running process catches the boards up with the ledger this often (and at once
+    # after a failed update); a standing is answered from the ledger, marked stale, while the boards trail the
+    # ledger by more than standing_stale_after_rows entries or an update failed since the last good pass.
+    projector_interval_seconds: float = Field(default=5.0, gt=0)
+    standing_stale_after_rows: int = Field(default=0, ge=0)
+    # Redis: short, explicit timeouts; after redis_breaker_failures failures in a row every caller skips Redis
+    # for redis_breaker_open_seconds, then one probe at a time (a hung Redis never holds a request for long)
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_breaker_failures: int = Field(default=3, ge=1)
+    redis_breaker_open_seconds: float = Field(default=5.0, gt=0)
 
     # Intake
     intake_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-intake-secret")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,7 +21,6 @@ from rewards.errors import Unavailable
 from rewards.logs import get_logger
 
 log = get_logger("db")
-PENDING_EFFECTS_MAX = 100_000
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -160,23 +157,25 @@ def unit_of_work(
 class Database:
     """The SQL database: units of work (commit once, then after-commit effects) and read sessions.
 
-    After-commit effects that fail (Redis down) are kept in order and retried after later commits, so derived
-    state converges by itself once the backing service is back; beyond the bound, `rewards rebuild` repairs it.
+    After-commit effects update derived state (the Redis boards); when one fails the ledger is committed all the
+    same, and the handler set with `when_effects_fail` is told (the projector then catches the boards up from the
+    ledger): nothing waits in memory.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = make_sessionmaker(engine)
-        self.pending: deque[Effect] = deque(maxlen=PENDING_EFFECTS_MAX)
-        self._pending_lock = threading.Lock()
+        self._on_failures: AfterCommitErrorHandler | None = None
+
+    def when_effects_fail(self, handler: AfterCommitErrorHandler) -> None:
+        """Call `handler` with the after-commit effects that failed (they are derived state: never retried here)."""
+        self._on_failures = handler
 
     @contextmanager
     def uow(self) -> Iterator[UnitOfWork]:
-        """Open one transaction; failed after-commit effects are kept and retried after the next commits."""
+        """Open one transaction; commit once at the end, then run the after-commit effects."""
         with unit_of_work(self.sessions, self._effects_failed) as uow:
             yield uow
-        if self.pending:
-            self.reconcile()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -187,25 +186,11 @@ class Database:
         finally:
             session.close()
 
-    def reconcile(self) -> int:
-        """Retry the pending after-commit effects in order; stop at the first failure. Return how many remain."""
-        with self._pending_lock:
-            while self.pending:
-                if run_effects([self.pending[0]]):
-                    break
-                self.pending.popleft()
-            remaining = len(self.pending)
-        if remaining == 0:
-            log.info("pending after-commit effects applied: derived state has caught up")
-        return remaining
-
     def _effects_failed(self, failures: list[FailedEffect]) -> None:
-        with self._pending_lock:
-            for effect, exc in failures:
-                if len(self.pending) == self.pending.maxlen:
-                    log.error("too many pending leaderboard updates: run `rewards rebuild` once Redis is back")
-                self.pending.append(effect)
-                log.warning("after-commit effect failed (ledger is committed; will retry): %r", exc)
+        for _, exc in failures:
+            log.warning("after-commit effect failed (the ledger is committed; the projector catches up): %r", exc)
+        if self._on_failures is not None:
+            self._on_failures(failures)
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -230,11 +230,13 @@ class CaseFlows:
     def eligibility_changed(self, uow: UnitOfWork, citizen: Citizen) -> None:
         """Tell the boards after commit whether this citizen may hold a prize rank now."""
         boards, citizen_id, eligible = self.boards, citizen.id, is_eligible(citizen.verified, citizen.banned)
+        cases.record_citizen_change(uow.session, citizen_id, self.clock.now())  # durable: the projector replays it
         uow.after_commit(lambda: boards.set_eligible(citizen_id, eligible))
 
     def district_changed(self, uow: UnitOfWork, citizen: Citizen) -> None:
         """Tell the boards after commit that this citizen's district board changed."""
         boards, citizen_id, district = self.boards, citizen.id, citizen.district
+        cases.record_citizen_change(uow.session, citizen_id, self.clock.now())  # durable: the projector replays it
         uow.after_commit(lambda: boards.set_district(citizen_id, district))
 
     def _move(

@@ -27,6 +27,19 @@ class Citizen(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CitizenChange(Base):
+    """A change that moves a citizen between boards (eligibility, district): the projector replays it on Redis.
+
+    Written in the same transaction as the change, so a board update lost with Redis is never lost for good.
+    """
+
+    __tablename__ = "citizen_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Case(Base):
     """One report as the city's case system knows it."""
 

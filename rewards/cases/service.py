@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rewards.cases.models import AuditEntry, Case, CaseHistory, Citizen
+from rewards.cases.models import AuditEntry, Case, CaseHistory, Citizen, CitizenChange
 from rewards.db import insert_or_ignore
 from rewards.errors import NotFound
 
@@ -126,3 +126,8 @@ def record_history(
 def audit(session: Session, at: datetime, actor: str, action: str, target: str, detail: str | None = None) -> None:
     """Append an audit-log line: who did what to which target."""
     session.add(AuditEntry(at=at, actor=actor, action=action, target=target, detail=detail))
+
+
+def record_citizen_change(session: Session, citizen_id: int, at: datetime) -> None:
+    """Note that a citizen moved between boards (eligibility or district), for the projector to replay."""
+    session.add(CitizenChange(citizen_id=citizen_id, at=at))

@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  outbox (published weeks):    {container.settings.outbox_dir}/")
         if not serve:
             return
+        container.start_projector()
         try:
             uvicorn.run(create_app(container), host=host, port=port, log_level="warning")
         except OSError as exc:

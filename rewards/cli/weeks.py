@@ -107,4 +107,7 @@ def register(app: typer.Typer) -> None:
     @app.command("scheduler")
     def scheduler_command() -> None:
         """Run the weekly scheduler (exactly one per deployment; never inside web workers)."""
-        run_scheduler(_container().jobs)
+        container = _container()
+        container.prepare()
+        container.start_projector()  # the scheduler keeps the boards in line with the ledger too
+        run_scheduler(container.jobs)

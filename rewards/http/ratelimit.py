@@ -23,7 +23,7 @@ from fastapi import Request
 from rewards.clock import Clock
 from rewards.config import Settings
 from rewards.errors import TooManyRequests
-from rewards.health import ServiceHealth
+from rewards.health import CircuitBreaker
 from rewards.logs import get_logger
 
 log = get_logger("ratelimit")
@@ -76,34 +76,28 @@ class Limit:
 class RateLimiter:
     """Counts hits in Redis and raises TooManyRequests past a limit; fails open when Redis is down."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, clock: Clock, health: ServiceHealth) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, clock: Clock, breaker: CircuitBreaker) -> None:
         self.redis = client
         self.settings = settings
         self.clock = clock
-        self.health = health  # shared with the leaderboard reads: after a Redis failure both skip it for a moment
+        self.breaker = breaker  # shared with the boards: after Redis failures every caller skips it for a moment
         self._script = client.register_script(HIT_SCRIPT)
-
-    @property
-    def redis_down(self) -> bool:
-        """True for a few seconds after Redis failed: callers may skip other Redis reads too."""
-        return self.health.down
 
     def hit(self, bucket: str, limits: list[Limit]) -> None:
         """Count one hit against every limit; raise TooManyRequests (429) when any is exceeded."""
-        if not limits or self.redis_down:
-            return
+        if not limits or not self.breaker.allow():
+            return  # Redis is down or hung: fail open rather than refuse every citizen
         length = self.settings.rate_limit_window_seconds
         window = window_at(self.clock.now().timestamp(), length)
         prefix = self.settings.leaderboard_key_prefix
         keys = [counter_key(prefix, bucket, lim.kind, lim.identity, window.index) for lim in limits]
         try:
             counts = self._count(keys, window.retry_after + 1)
-        except redis.RedisError as exc:
-            self.health.failed()
-            log.warning(
-                "rate limiter unavailable, failing open for %.0fs: %s", self.health.hold_seconds, type(exc).__name__
-            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.breaker.failure()
+            log.warning("rate limiter unavailable, failing open: %s", type(exc).__name__)
             return
+        self.breaker.success()
         for lim, count in zip(limits, counts, strict=True):
             if count > lim.limit:
                 raise TooManyRequests(

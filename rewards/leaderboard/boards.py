@@ -16,6 +16,7 @@ import redis
 from redis.client import Pipeline
 
 from rewards.config import Settings
+from rewards.health import CircuitBreaker
 from rewards.leaderboard import keys, scores, scripts
 from rewards.scoring.model import EntryFacts
 
@@ -25,6 +26,18 @@ RETRIES = 5  # generation swaps tolerated in one call (a rebuild swaps once)
 
 class GenerationMoved(RuntimeError):
     """The generation kept changing under a call (several rebuilds at once); retry later."""
+
+
+class BreakerOpen(redis.ConnectionError):
+    """Redis failed or hung just before: the call was not even tried (the breaker is open)."""
+
+
+class BoardsLost(redis.ConnectionError):
+    """The generation pointer vanished (Redis restarted empty or was flushed): the boards must be rebuilt."""
+
+
+# failures that say Redis is down or hung (a script's own error, e.g. a score overflow, says nothing about Redis)
+OUTAGES = (redis.ConnectionError, redis.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -84,9 +97,10 @@ class RawStanding:
 class Boards:
     """The leaderboards in Redis; a derived index of the ledger."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, breaker: CircuitBreaker | None = None) -> None:
         self.redis = client
         self.settings = settings
+        self.breaker = breaker or CircuitBreaker("redis")
         self.prefix = settings.leaderboard_key_prefix
         keys.tag(self.prefix)  # refuse an unusable prefix at start-up
         self.scripts = scripts.register(client)
@@ -95,16 +109,39 @@ class Boards:
     # --- generation -------------------------------------------------------------------------------------
     def generation(self, *, fresh: bool = False) -> int:
         """Return the current generation (0 when the boards were never built)."""
-        if fresh or self._gen is None:
+        if fresh or self._gen is None:  # inside _run the breaker guards it; elsewhere (rebuild, check) it may raise
             value = self.redis.get(keys.gen_key(self.prefix))
+            if value is None and self._gen:
+                # boards this process saw built are gone: answer from the ledger until the projector rebuilds them,
+                # rather than write into or read from an empty generation 0 as if it were the truth
+                raise BoardsLost("the leaderboards are gone from Redis (restarted empty or flushed)")
             self._gen = int(value) if value is not None else 0
         return self._gen
+
+    def forget_generation(self) -> None:
+        """Forget the cached generation (after a rebuild put a new one in place, or the boards were lost)."""
+        self._gen = None
 
     def is_built(self) -> bool:
         """Return True when a rebuild has set the generation pointer (False on an empty or flushed Redis)."""
         return bool(self.redis.exists(keys.gen_key(self.prefix)))
 
     def _run(self, calls: Sequence[Callable[[int, Pipeline], None]]) -> list[Any]:
+        """Run script calls through the breaker: skipped at once while Redis is known to be down or hung."""
+        if not self.breaker.allow():
+            raise BreakerOpen(f"{self.breaker.name} is unavailable (circuit open)")
+        try:
+            results = self._run_calls(calls)
+        except BoardsLost:
+            self.breaker.success()  # Redis answered: it is the boards that are gone, the projector rebuilds them
+            raise
+        except OUTAGES:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        return results
+
+    def _run_calls(self, calls: Sequence[Callable[[int, Pipeline], None]]) -> list[Any]:
         """Run script calls (each given a generation and a pipeline), retrying those the generation moved under."""
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
@@ -129,6 +166,21 @@ class Boards:
             self.generation(fresh=True)
             todo = retry
         raise GenerationMoved("the leaderboard generation kept changing; retry")
+
+    def high_water(self) -> int:
+        """The largest ledger entry id applied to the current generation (0: none)."""
+        return int(self.redis.get(keys.high_water_key(self.prefix, self.generation(fresh=True))) or 0)
+
+    def changes_mark(self) -> int:
+        """The largest citizen-change id restated into the current generation (0: none)."""
+        return int(self.redis.get(keys.changes_key(self.prefix, self.generation(fresh=True))) or 0)
+
+    def raise_changes_mark(self, change_id: int) -> None:
+        """Record that citizen changes up to this id are restated (never lowers the mark)."""
+        key = keys.changes_key(self.prefix, self.generation())
+        current = int(self.redis.get(key) or 0)
+        if change_id > current:
+            self.redis.set(key, change_id)
 
     def _summary_keys(self, gen: int, citizen_id: int) -> list[str]:
         p = self.prefix
@@ -168,6 +220,10 @@ class Boards:
     def set_district(self, citizen_id: int, district: str | None) -> None:
         """Move a citizen's weekly totals to another district's boards (after their district changed)."""
         self._restate(citizen_id, "", district or "")
+
+    def restate(self, citizen_id: int, eligible: bool, district: str | None) -> None:
+        """Put a citizen on the boards their current eligibility and district call for (idempotent)."""
+        self._restate(citizen_id, "1" if eligible else "0", district or "")
 
     def _restate(self, citizen_id: int, eligible: str, district: str | None) -> None:
         m = keys.member(citizen_id)

@@ -7,6 +7,8 @@ Layout (P = Settings.leaderboard_key_prefix, g = generation, m = 12-digit zero-p
     {P:lb}:shadow             generation a rebuild is building (cleaned up if that rebuild died)
     {P:lb}:lock               rebuild lock (one rebuild at a time)
     {P:lb}:g:reg              board registry of generation g: hash board name -> updated tick
+    {P:lb}:g:hw               high-water mark of generation g: the largest ledger entry id applied
+    {P:lb}:g:cw               the largest citizen-change id restated into generation g
     {P:lb}:g:at               all-time board, every citizen with points > 0
     {P:lb}:g:w:2026-W48       weekly board, every citizen with points > 0 that week
     {P:lb}:g:we:2026-W48      weekly board of eligible citizens only (verified, not banned): prize ranks
@@ -72,6 +74,16 @@ def base(prefix: str, gen: int) -> str:
 def registry_key(prefix: str, gen: int) -> str:
     """Return the hash listing a generation's boards (name -> updated tick)."""
     return base(prefix, gen) + "reg"
+
+
+def high_water_key(prefix: str, gen: int) -> str:
+    """Return the key holding the largest ledger entry id applied to a generation (set by the apply script)."""
+    return base(prefix, gen) + "hw"
+
+
+def changes_key(prefix: str, gen: int) -> str:
+    """Return the key holding the largest citizen-change id restated into a generation (set by the projector)."""
+    return base(prefix, gen) + "cw"
 
 
 def board_key(prefix: str, gen: int, name: str) -> str:

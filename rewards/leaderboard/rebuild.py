@@ -26,7 +26,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rewards.cases.models import Citizen
+from rewards.cases.models import Citizen, CitizenChange
 from rewards.db import Database
 from rewards.errors import Conflict
 from rewards.leaderboard import keys, scores
@@ -76,6 +76,11 @@ class RebuildReport:
 def count_entries(session: Session) -> int:
     """Return the number of ledger entries."""
     return int(session.execute(select(func.count(LedgerEntry.id))).scalar_one())
+
+
+def last_citizen_change(session: Session) -> int:
+    """Return the id of the newest citizen change (0: none)."""
+    return int(session.execute(select(func.coalesce(func.max(CitizenChange.id), 0))).scalar_one())
 
 
 def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) -> Iterator[CitizenLedger]:
@@ -234,7 +239,9 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
     lock = Lease(client, keys.lock_key(prefix), LOCK_TTL_SECONDS)
     if not lock.acquire():
         raise RebuildRunning("a rebuild of the leaderboards is already running")
+    boards.breaker.success()  # Redis just answered (the lease): whatever failed before, it is up now
     try:
+        boards.forget_generation()  # the pointer may have vanished with a flushed Redis: read it afresh
         abandoned = client.get(keys.shadow_key(prefix))
         if abandoned is not None and int(abandoned) != boards.generation(fresh=True):
             free_generation(client, prefix, int(abandoned))  # a rebuild that died before its swap
@@ -242,6 +249,7 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
         client.set(keys.shadow_key(prefix), gen)
         with db.read() as session:
             total = count_entries(session)
+            changes = last_citizen_change(session)
             done = 0
 
             def on_chunk(entries: int) -> None:
@@ -253,7 +261,10 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
 
             n_citizens, n_entries, max_id = write_generation(client, prefix, gen, stream_ledger(session), on_chunk)
         n_boards = int(client.hlen(keys.registry_key(prefix, gen)))
+        client.set(keys.high_water_key(prefix, gen), max_id)
+        client.set(keys.changes_key(prefix, gen), changes)  # citizen changes read with the ledger are in
         previous = int(boards.scripts.swap(keys=[keys.gen_key(prefix), keys.shadow_key(prefix)], args=[gen]))
+        boards.forget_generation()
         boards.generation(fresh=True)
         caught_up = catch_up(db, boards, max_id - CATCH_UP_WINDOW)
         if previous != gen:

@@ -53,7 +53,8 @@ end
 # ARGV[5] signed points  ARGV[6] tick of created_at  ARGV[7] ISO week  ARGV[8] district ("" none)
 # ARGV[9] eligible "1"/"0"  ARGV[10] largest exact total
 # Returns {1} applied, {0} already applied (replay), {-1, gen} generation moved; an error before any write when a
-# total would exceed the exact range. The summary's district/eligibility follow the latest applied entry.
+# total would exceed the exact range. The summary's district/eligibility follow the latest applied entry. The
+# generation's high-water mark (base .. 'hw') becomes max(mark, entry id), atomically with the apply.
 APPLY = (
     """
 local gen = redis.call('GET', KEYS[1]) or '0'
@@ -87,6 +88,8 @@ else
   place('at', d, el, pa, ra)
   place(week, d, el, pw, rw)
 end
+local hw = tonumber(redis.call('GET', base .. 'hw') or '0')
+if tonumber(ARGV[4]) > hw then redis.call('SET', base .. 'hw', ARGV[4]) end
 return {1}
 """
 )

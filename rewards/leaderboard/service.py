@@ -18,10 +18,10 @@ from rewards.clock import Clock, IsoWeek, week_of
 from rewards.config import Settings
 from rewards.db import Database
 from rewards.errors import Invalid, NotFound, Unavailable
-from rewards.health import ServiceHealth
 from rewards.leaderboard import keys, scores
 from rewards.leaderboard.boards import Boards, GenerationMoved, Neighbour, Place
 from rewards.leaderboard.ledger_standing import BANNED, NOT_VERIFIED, ledger_standing
+from rewards.leaderboard.projector import Projector
 from rewards.leaderboard.schemas import (
     BoardKind,
     BoardPageOut,
@@ -61,13 +61,13 @@ def standing_message(weekly_rank: int | None, prize_rank: int | None, places: in
 class LeaderboardService:
     """Board pages and standings over the Redis boards, with the ledger as the fallback for standings."""
 
-    def __init__(self, db: Database, boards: Boards, clock: Clock, settings: Settings, redis_health: ServiceHealth):
+    def __init__(self, db: Database, boards: Boards, projector: Projector, clock: Clock, settings: Settings) -> None:
         self.db = db
         self.boards = boards
+        self.projector = projector
         self.clock = clock
         self.settings = settings
         self.prizes: PrizeTable = settings.prize_table
-        self.redis_health = redis_health
 
     def current_week(self) -> IsoWeek:
         """This week in the program's time zone."""
@@ -137,13 +137,14 @@ class LeaderboardService:
         )
 
     def standing(self, openid: str, *, week: IsoWeek | None = None, neighbours: int = 1) -> StandingOut:
-        """Where a citizen stands; while Redis is unavailable, the same answer from the ledger, marked stale."""
+        """Where a citizen stands; while the boards are unavailable or trail the ledger, the same answer computed
+        from the ledger, marked stale (never wrong points presented as fresh)."""
         label = str(week or self.current_week())
-        if not self.redis_health.down:
+        if not self.projector.behind(self.settings.standing_stale_after_rows):
             try:
                 return self._from_boards(openid, label, neighbours)
             except Unavailable:
-                self.redis_health.failed()
+                self.projector.update_failed()  # a lost or unreachable board: the projector repairs it
                 log.warning("leaderboards unavailable: answering a standing from the ledger")
         with self.db.read() as session:
             found = ledger_standing(session, self.prizes, openid, label)

@@ -23,7 +23,7 @@ from rewards.bootstrap import Container, bootstrap
 from rewards.clock import FixedClock
 from rewards.config import Settings
 from rewards.errors import TooManyRequests
-from rewards.health import ServiceHealth
+from rewards.health import CircuitBreaker
 from rewards.http.ratelimit import Limit, RateLimiter, counter_key, public_rate_limit, window_at
 from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from tests.conftest import START, flush_prefix, test_settings
@@ -39,7 +39,7 @@ def limited(redis_server: redis.Redis) -> Iterator[tuple[RateLimiter, FixedClock
     s = test_settings(rate_limit_window_seconds=60)
     clock = FixedClock(START)
     flush_prefix(redis_server, s.leaderboard_key_prefix)
-    yield RateLimiter(redis_server, s, clock, ServiceHealth("redis")), clock, s
+    yield RateLimiter(redis_server, s, clock, CircuitBreaker("redis")), clock, s
     flush_prefix(redis_server, s.leaderboard_key_prefix)
 
 
@@ -95,12 +95,13 @@ def test_matches_a_model_of_fixed_windows(
 
 
 def test_fails_open_when_redis_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
-    limiter = RateLimiter(dead_redis(), test_settings(), FixedClock(START), ServiceHealth("redis"))
+    limiter = RateLimiter(dead_redis(), test_settings(), FixedClock(START), CircuitBreaker("redis"))
     caplog.set_level(logging.WARNING)
     for _ in range(5):
         limiter.hit("t", [Limit("ip", "10.0.0.1", 1)])  # never raises
-    assert limiter.redis_down
-    assert caplog.text.count("rate limiter unavailable") == 1  # then skipped for a while, not logged per request
+    assert limiter.breaker.down  # the breaker opened after its threshold of failures
+    # then skipped for a while, not tried (nor logged) per request
+    assert caplog.text.count("rate limiter unavailable") == limiter.breaker.failures_to_open
 
 
 def _app(container: Container) -> FastAPI:
