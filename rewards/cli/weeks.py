@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -18,10 +20,15 @@ WeekOption = Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2
 EXIT_FAILED, EXIT_UNFINISHED = 1, 3
 
 
-def _container() -> Container:
+@contextmanager
+def _container() -> Iterator[Container]:
+    """The services for one command, released when it ends (connections, the embedded Redis)."""
     container = open_container()
     configure()  # after the embedded migration, whose Alembic chatter is not the operator's business
-    return container
+    try:
+        yield container
+    finally:
+        container.close()
 
 
 def _week(container: Container, text: str | None) -> IsoWeek:
@@ -59,11 +66,11 @@ def register(app: typer.Typer) -> None:
     @app.command("close-week")
     def close_week_command(week: WeekOption = None) -> None:
         """Close a finished week: rank the ledger, store the immutable snapshot (a second close shows it)."""
-        container = _container()
-        try:
-            closed = container.closer.close(_week(container, week))
-        except DomainError as exc:
-            raise fail(exc.message) from exc
+        with _container() as container:
+            try:
+                closed = container.closer.close(_week(container, week))
+            except DomainError as exc:
+                raise fail(exc.message) from exc
         snap = closed.snapshot
         typer.echo(f"{'closed' if closed.created else 'already closed'} {snap.week}: "
                    f"{len(snap.rows)} winners of {snap.participants} eligible participants")  # fmt: skip
@@ -82,19 +89,19 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Publish a closed week on the official account (or the outbox) exactly once; resume if interrupted."""
-        container = _container()
-        label = str(_week(container, week))
-        service = container.publishing
-        if status:
-            found = service.get(label)
-            if found is None:
-                raise fail(f"week {label} has no publication yet")
-            typer.echo(describe(found))
-            return
-        try:
-            pub = service.retry(label) if retry else service.publish(label)
-        except DomainError as exc:
-            raise fail(exc.message) from exc
+        with _container() as container:
+            label = str(_week(container, week))
+            service = container.publishing
+            if status:
+                found = service.get(label)
+                if found is None:
+                    raise fail(f"week {label} has no publication yet")
+                typer.echo(describe(found))
+                return
+            try:
+                pub = service.retry(label) if retry else service.publish(label)
+            except DomainError as exc:
+                raise fail(exc.message) from exc
         typer.echo(describe(pub))
         if pub.state == FAILED:
             hint = "" if retry else "; after fixing the cause run `rewards publish --week " + label + " --retry`"
@@ -107,7 +114,7 @@ def register(app: typer.Typer) -> None:
     @app.command("scheduler")
     def scheduler_command() -> None:
         """Run the weekly scheduler (exactly one per deployment; never inside web workers)."""
-        container = _container()
-        container.prepare()
-        container.start_projector()  # the scheduler keeps the boards in line with the ledger too
-        run_scheduler(container.jobs)
+        with _container() as container:
+            container.prepare()
+            container.start_projector()  # the scheduler keeps the boards in line with the ledger too
+            run_scheduler(container.jobs)
