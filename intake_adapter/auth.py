@@ -28,6 +28,24 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return SCHEME + mac.hexdigest()
 
 
+def check_headers(timestamp: str | None, signature_header: str | None) -> tuple[str, str]:
+    """Return (timestamp, hex signature) when both headers are present and well-formed; raise Unauthorized (401).
+
+    Needs no body: the route calls it before reading one, so an unsigned request is refused unread.
+    """
+    if not signature_header:
+        raise Unauthorized(f"missing {SIGNATURE_HEADER} header", code="missing_signature")
+    if not timestamp:
+        raise Unauthorized(f"missing {TIMESTAMP_HEADER} header", code="missing_timestamp")
+    timestamp = timestamp.strip()
+    if not _TIMESTAMP_RE.match(timestamp):
+        raise Unauthorized(f"{TIMESTAMP_HEADER} must be Unix time in whole seconds", code="bad_timestamp")
+    given = signature_header.strip().lower().removeprefix(SCHEME)
+    if not _HEX_RE.match(given):
+        raise Unauthorized(f"{SIGNATURE_HEADER} must be 'sha256=' and 64 hex digits", code="bad_signature")
+    return timestamp, given
+
+
 def verify(
     *,
     secret: str,
@@ -38,17 +56,7 @@ def verify(
     body: bytes,
 ) -> None:
     """Raise Unauthorized (401) with the reason unless the request is signed and fresh; return None if it is."""
-    if not signature_header:
-        raise Unauthorized(f"missing {SIGNATURE_HEADER} header", code="missing_signature")
-    if not timestamp:
-        raise Unauthorized(f"missing {TIMESTAMP_HEADER} header", code="missing_timestamp")
-    timestamp = timestamp.strip()
-    if not _TIMESTAMP_RE.match(timestamp):
-        raise Unauthorized(f"{TIMESTAMP_HEADER} must be Unix time in whole seconds", code="bad_timestamp")
-    given = signature_header.strip().lower()
-    given = given.removeprefix(SCHEME)
-    if not _HEX_RE.match(given):
-        raise Unauthorized(f"{SIGNATURE_HEADER} must be 'sha256=' and 64 hex digits", code="bad_signature")
+    timestamp, given = check_headers(timestamp, signature_header)
     expected = signature(secret, timestamp, body).removeprefix(SCHEME)
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise Unauthorized("signature does not match the body and timestamp", code="bad_signature")

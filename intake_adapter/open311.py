@@ -31,6 +31,7 @@ MAX_RANGE = timedelta(days=90)
 QUERY_PARAMS = frozenset({"service_request_id", "service_code", "start_date", "end_date", "status", "jurisdiction_id"})
 _ITEM_TAGS = {"endpoints": "endpoint", "formats": "format", "attributes": "attribute", "values": "value"}
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class Open311Error(Exception):
@@ -72,7 +73,13 @@ def _fill(parent: ET.Element, tag: str, value: Any) -> None:
     elif isinstance(value, bool):
         el.text = "true" if value else "false"
     elif value is not None:
-        el.text = str(value)
+        el.text = xml_text(str(value))
+
+
+def xml_text(text: str) -> str:
+    """Return text that XML 1.0 can carry: characters it cannot (C0 controls but tab, newline and CR; lone
+    surrogates; U+FFFE/U+FFFF) become U+FFFD, so one stored control character never breaks the public feed."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def errors(status: int, description: str) -> list[dict[str, object]]:

@@ -15,9 +15,11 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import unquote_plus
 
 from intake_adapter.open311 import Open311Error
 from rewards.cases.commands import ReportCase, Reporter
+from rewards.cases.schemas import text_problem
 from rewards.config import Settings
 
 FIELDS = frozenset(
@@ -39,6 +41,7 @@ FIELDS = frozenset(
         "media_url",
     }
 )
+MULTILINE = frozenset({"description"})  # the only field that may hold tab, newline and carriage return
 CASE_PREFIX = "O311-"
 _NAMESPACE = uuid.UUID("6f1c3d0e-3b1a-5e55-9a0c-0a311c0de5e1")  # fixed: idempotency keys map to the same id
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -61,6 +64,22 @@ def check_api_key(value: str | None, keys: Sequence[str]) -> int:
     return found
 
 
+def form_api_key(body: bytes) -> str | None:
+    """Return the api_key field of an urlencoded form without decoding any other field (None: not sent).
+
+    Only the field names are decoded, so the key is checked before the rest of the form is parsed at all.
+    """
+    found: str | None = None
+    for pair in body.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if unquote_plus(name.decode("latin-1")) != "api_key":
+            continue
+        if found is not None:
+            raise Open311Error(400, "field 'api_key' was sent more than once")
+        found = unquote_plus(value.decode("latin-1"), encoding="utf-8", errors="replace")
+    return found
+
+
 def case_id_for(key_index: int, idempotency_key: str | None) -> str:
     """Return a new case id; the same Idempotency-Key from the same client always gives the same one."""
     if idempotency_key is None:
@@ -80,8 +99,9 @@ def single_values(items: Sequence[tuple[str, str]]) -> dict[str, str]:
             raise Open311Error(400, f"unknown field {name!r}")
         if name in form:
             raise Open311Error(400, f"field {name!r} was sent more than once")
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it on every database alike
-            raise Open311Error(400, f"{name}: NUL characters are not allowed")
+        problem = text_problem(value, multiline=name in MULTILINE)  # NUL, other controls: refused on every database
+        if problem is not None:
+            raise Open311Error(400, f"{name}: {problem}")
         form[name] = value
     return form
 

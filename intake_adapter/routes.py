@@ -12,7 +12,14 @@ from starlette.concurrency import run_in_threadpool
 
 from intake_adapter import auth, inbox
 from intake_adapter import open311 as o311
-from intake_adapter.open311_submit import case_id_for, check_api_key, parse_submission, service_notice, single_values
+from intake_adapter.open311_submit import (
+    case_id_for,
+    check_api_key,
+    form_api_key,
+    parse_submission,
+    service_notice,
+    single_values,
+)
 from intake_adapter.service import IntakeService
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ReportCase
@@ -20,30 +27,24 @@ from rewards.db import Database
 from rewards.deps import PUBLIC, ClockDep, Db, Flows, Services, SettingsDep
 from rewards.errors import DomainError
 from rewards.flows import CaseFlows
+from rewards.http.limits import INTAKE_MAX_BYTES, too_large
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_BODY_BYTES = INTAKE_MAX_BYTES  # also enforced while streaming, before the route runs (rewards/http/limits.py)
 
 intake_router = APIRouter(prefix="/intake/v1", tags=["intake"])
 open311_router = APIRouter(prefix="/open311/v2", tags=["open311"])
 Public = PUBLIC  # the GETs are public: per IP (and per signed-in citizen), 429 with Retry-After
 
 
-class PayloadTooLarge(DomainError):
-    """The request body is larger than the intake accepts."""
-
-    status = 413
-    code = "payload_too_large"
-
-
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+        raise too_large(MAX_BODY_BYTES)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+            raise too_large(MAX_BODY_BYTES)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -51,6 +52,8 @@ async def _read_body(request: Request) -> bytes:
 @intake_router.post("/events", summary="Signed events from the city's case system (see docs/intake.md)")
 async def receive_events(request: Request, c: Services) -> JSONResponse:
     """Verify the signature, store every event in the inbox and apply it; per-event results in the body."""
+    # an unsigned request is refused before its body is read; the signature itself needs the body
+    auth.check_headers(request.headers.get(auth.TIMESTAMP_HEADER), request.headers.get(auth.SIGNATURE_HEADER))
     body = await _read_body(request)
     auth.verify(
         secret=c.settings.intake_secret.get_secret_value(),
@@ -142,14 +145,23 @@ def show_request(service_request_id: str, fmt: str, request: Request, db: Db, se
 async def create_request(
     fmt: str, request: Request, db: Db, flows: Flows, settings: SettingsDep, clock: ClockDep
 ) -> Response:
-    """Register a report; the Idempotency-Key header makes a retried POST return the same request."""
+    """Register a report; the Idempotency-Key header makes a retried POST return the same request.
+
+    The api_key is checked before the form is parsed: from the query string (GeoReport allows it there) before
+    the body is even read, else from the urlencoded body before any other field is decoded. A multipart form is
+    parsed first (within the route's 64 KiB body cap, rewards/http/limits.py), then its key checked.
+    """
     with _spec_errors(fmt):
-        try:
-            form_data = await request.form()
-        except Exception as exc:  # malformed multipart/urlencoded bodies surface as assorted parser errors
-            raise o311.Open311Error(400, f"the form could not be read: {exc}") from exc
-        form = single_values([(k, v) for k, v in form_data.multi_items() if isinstance(v, str)])
-        key_index = check_api_key(form.get("api_key"), settings.open311_api_keys)
+        query_key = request.query_params.get("api_key")
+        key_index = check_api_key(query_key, settings.open311_api_keys) if query_key is not None else None
+        raw = await request.body()  # at most OPEN311_MAX_BYTES: the body-limit middleware refuses more (413)
+        if key_index is None and _urlencoded(request):
+            key_index = check_api_key(form_api_key(raw), settings.open311_api_keys)
+        form = await _parsed_form(request)
+        if key_index is None:
+            key_index = check_api_key(form.get("api_key"), settings.open311_api_keys)
+        elif "api_key" in form and query_key is not None:
+            raise o311.Open311Error(400, "api_key was sent both in the query string and in the form")
         o311.check_jurisdiction(form.get("jurisdiction_id"), settings, fmt)
         case_id = case_id_for(key_index, request.headers.get("idempotency-key"))
         report = parse_submission(form, settings, case_id, clock.now())
@@ -157,6 +169,18 @@ async def create_request(
         created = await run_in_threadpool(_register, db, flows, report, actor)
         body = [{"service_request_id": case_id, "service_notice": service_notice(report), "account_id": None}]
         return _reply(fmt, body, "service_requests", "request", status=201 if created else 200)
+
+
+def _urlencoded(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded")
+
+
+async def _parsed_form(request: Request) -> dict[str, str]:
+    try:
+        form_data = await request.form()
+    except Exception as exc:  # malformed multipart/urlencoded bodies surface as assorted parser errors
+        raise o311.Open311Error(400, f"the form could not be read: {exc}") from exc
+    return single_values([(k, v) for k, v in form_data.multi_items() if isinstance(v, str)])
 
 
 def _register(db: Database, flows: CaseFlows, report: ReportCase, actor: Actor) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from rewards.cases.schemas import refuse_nul
+from rewards.cases.schemas import refuse_control
 from rewards.errors import Invalid
 
 CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -30,12 +30,14 @@ _UNKNOWN_CODE_ERRORS = frozenset({"literal_error", "union_tag_invalid", "enum"})
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    multiline: ClassVar[frozenset[str]] = frozenset()  # fields that may span lines (tab, newline, CR allowed)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: object) -> object:
-        # PostgreSQL text cannot hold NUL (SQLite can): refuse it here, the same on both, with the field named
-        return refuse_nul(data)
+    def _only_text(cls, data: object) -> object:
+        # PostgreSQL text cannot hold NUL (SQLite can) and a control character breaks the Open311 XML feed: refuse
+        # them (and lone surrogates) here, the same on both databases, with the field named
+        return refuse_control(data, cls.multiline)
 
 
 class LocationIn(_Strict):
@@ -75,6 +77,7 @@ class _Envelope(_Strict):
 class ReportSubmitted(_Envelope):
     """A citizen's new report (omit `reporter` for an anonymous one)."""
 
+    multiline: ClassVar[frozenset[str]] = frozenset({"description"})
     type: Literal["report.submitted"]
     category: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=4000)
@@ -87,6 +90,7 @@ class ReportSubmitted(_Envelope):
 class StatusChanged(_Envelope):
     """The city's case system moved a case; `filed` and `refused` are the command center's verdicts."""
 
+    multiline: ClassVar[frozenset[str]] = frozenset({"note"})
     type: Literal["case.status_changed"]
     status: CityStatus
     verdict: Literal["valid", "invalid", "duplicate"] | None = None

@@ -15,8 +15,12 @@ from rewards.api import cases, citizens, leaderboards, publications
 from rewards.api_errors import ERROR_RESPONSES
 from rewards.bootstrap import Container
 from rewards.errors import DomainError, TooManyRequests
+from rewards.http.headers import SecurityHeaders
+from rewards.http.limits import BodyLimits
 from rewards.logs import get_logger
-from rewards.web import console, routes
+from rewards.observability.routes import install as install_observability
+from rewards.web import console, docs, routes
+from rewards.web import errors as web_errors
 from rewards.web.identity import install as install_identity
 
 log = get_logger("app")
@@ -34,6 +38,8 @@ def create_app(container: Container) -> FastAPI:
         summary="Incentive engine of the 随手拍 urban-management reporting program",
         version="0.1.0",
         responses=ERROR_RESPONSES,
+        docs_url=None,  # /docs and /redoc are served with packaged assets by rewards.web.docs (no CDN)
+        redoc_url=None,
     )
     app.state.container = container
     app.state.http = container.http  # what the HTTP machinery (auth, rate limits, sessions) reads
@@ -69,14 +75,21 @@ def create_app(container: Container) -> FastAPI:
     for api in (cases, citizens, leaderboards, publications):
         app.include_router(api.router)
     app.include_router(routes.router)
+    # body caps and staff credentials before any body is read; inside the session middleware, which it reads
+    app.add_middleware(BodyLimits, tokens=container.http.tokens)
     install_identity(app, container.http.codec)  # session middleware, sign-in routes, WeChat callback
     app.include_router(console.router)
     routes.mount_static(app)
+    docs.install(app)
+    web_errors.install(app)  # browsers get HTML pages with the same status, API clients the JSON above
     mount_intake(app)
+    app.add_middleware(SecurityHeaders)  # outermost of ours: pages, API answers and their errors all carry them
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         """Liveness probe."""
         return {"status": "ok"}
 
+    # /readyz (readiness) and /metrics beside it; the request-id and latency middleware, added last: the outermost
+    install_observability(app, container)
     return app

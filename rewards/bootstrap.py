@@ -24,6 +24,7 @@ from rewards.flows import CaseFlows
 from rewards.health import CircuitBreaker
 from rewards.http.auth import Principal, TokenTable
 from rewards.http.ratelimit import RateLimiter
+from rewards.http.replay import ReplayCache
 from rewards.http.session import SessionCodec
 from rewards.http.state import HttpState
 from rewards.leaderboard.boards import Boards
@@ -67,6 +68,7 @@ class Container:
     leases: Leases
     redis_breaker: CircuitBreaker
     http: HttpState
+    replay: ReplayCache  # signed callbacks (WeChat) admitted once per (timestamp, nonce)
 
     @property
     def engine(self) -> Engine:
@@ -161,4 +163,5 @@ def bootstrap(
         leases=leases,
         redis_breaker=redis_breaker,
         http=HttpState(settings, clock, token_table(settings), limiter, SessionCodec(settings)),
+        replay=ReplayCache(client, settings.leaderboard_key_prefix, redis_breaker),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from rewards.errors import ConfigError
 from rewards.prizes import PrizeTable, PrizeTier
@@ -88,6 +89,17 @@ class Settings(BaseSettings):
     redis_breaker_failures: int = Field(default=3, ge=1)
     redis_breaker_open_seconds: float = Field(default=5.0, gt=0)
 
+    # Observability (README "Observability"): log lines as text or one JSON object each, every one carrying the
+    # request id; /readyz answers 503 when the database or Redis does not answer within ready_timeout_seconds or
+    # the projector's last pass failed, found the boards more than ready_max_lag_rows entries or
+    # ready_max_lag_seconds behind, or succeeded longer than ready_max_lag_seconds ago; /metrics needs
+    # `Authorization: Bearer <metrics_token>` when one is set, and is served to loopback clients only otherwise.
+    log_format: Literal["text", "json"] = "text"
+    ready_timeout_seconds: float = Field(default=1.0, gt=0)
+    ready_max_lag_rows: int = Field(default=1000, ge=0)
+    ready_max_lag_seconds: float = Field(default=60.0, gt=0)
+    metrics_token: SecretStr | None = None
+
     # Intake
     intake_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-intake-secret")
     intake_replay_window_seconds: int = Field(default=300, ge=1)
@@ -136,6 +148,17 @@ class Settings(BaseSettings):
     rate_limit_per_ip: int = Field(default=120, ge=1)
     rate_limit_per_citizen: int = Field(default=60, ge=1)
     rate_limit_sign_in_per_ip: int = Field(default=20, ge=1)  # sign-in routes (token guessing, code replay)
+    # The web server (`rewards serve`, per worker process; docs/deployment.md): past server_limit_concurrency open
+    # connections or running requests uvicorn answers 503; an idle keep-alive connection is closed after
+    # server_timeout_keep_alive_seconds; a connection that has not sent a whole request head (line and headers, at
+    # most server_max_header_bytes) within server_header_timeout_seconds is closed; server_backlog is the listen
+    # queue; X-Forwarded-For/-Proto are believed from server_forwarded_allow_ips only (the reverse proxy).
+    server_limit_concurrency: int = Field(default=512, ge=1)
+    server_timeout_keep_alive_seconds: int = Field(default=5, ge=1)
+    server_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    server_max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # uvicorn's h11_max_incomplete_event_size
+    server_backlog: int = Field(default=2048, ge=1)
+    server_forwarded_allow_ips: str = "127.0.0.1"
 
     @model_validator(mode="before")
     @classmethod
@@ -227,11 +250,14 @@ REMOVED_SETTINGS = {
     "first_reporter_only": "only the first report of a problem earns, always: later ones get the verdict duplicate",
     "anonymous_earns": "an anonymous report has no citizen to credit, so it never earns points",
 }
+_UNPARSABLE_FIELD = re.compile(r'field "(\w+)"')
 SECRET_KEYED = frozenset({"api_tokens"})  # settings whose keys are themselves secrets: never echoed in errors
 
 
 def load_settings(**overrides: object) -> Settings:
     """Build Settings from the environment; raise ConfigError naming the bad setting (never echoing a secret)."""
+    # `from None`: the pydantic error, printed in a traceback as its cause, would show the values (and the keys of
+    # REWARDS_API_TOKENS, which are the tokens themselves)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -243,4 +269,8 @@ def load_settings(**overrides: object) -> Settings:
             loc = ".".join(parts) or "settings"
             name = f"REWARDS_{parts[0].upper()}" if parts else "settings"
             problems.append(f"{name} ({loc}): {err['msg']}")
-        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    except SettingsError as exc:  # a JSON setting that is not JSON: name it, never quote it
+        field = _UNPARSABLE_FIELD.search(str(exc))
+        name = f"REWARDS_{field.group(1).upper()}" if field else "a JSON setting"
+        raise ConfigError(f"invalid settings: {name} is not valid JSON") from None

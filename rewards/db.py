@@ -95,6 +95,11 @@ class UnitOfWork:
         """Queue an effect to run once the transaction has committed (it must be safe to repeat)."""
         self._after_commit.append(effect)
 
+    def unconfirmed(self, exc: Exception) -> list[FailedEffect]:
+        """The queued effects, as failed with `exc`: their transaction's commit is in doubt (empty when none)."""
+        effects, self._after_commit = self._after_commit, []
+        return [(effect, exc) for effect in effects]
+
     def run_after_commit(self) -> list[FailedEffect]:
         """Run queued effects; return (not raise) the ones that failed: the ledger is already committed."""
         effects, self._after_commit = self._after_commit, []
@@ -136,12 +141,19 @@ def unit_of_work(
     """Open a transaction, commit once at the end (roll back on error), then run after-commit effects."""
     session = factory()
     uow = UnitOfWork(session)
+    committing = False
     try:
         yield uow
+        committing = True
         session.commit()
     except (OperationalError, DBAPIError) as exc:
         session.rollback()
-        if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
+        lost = isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False)
+        if committing and lost and on_effect_errors is not None and (in_doubt := uow.unconfirmed(exc)):
+            # the COMMIT's reply was lost: it may have landed, and the caller's retry is a no-op that queues nothing;
+            # report its effects as failed so the boards are marked behind and the projector catches up at once
+            on_effect_errors(in_doubt)
+        if lost:
             raise Unavailable("the database is unavailable, please retry") from exc
         raise
     except BaseException:

@@ -1,21 +1,26 @@
-"""`rewards demo`: seed a synthetic city — districts, departments, citizens, weeks of reports — through the real
-flows, so every row, award and board entry is produced exactly as in production."""
+"""`rewards demo`: seed a synthetic city — citizens, weeks of reports with photos, verdicts, duplicates, progress
+through dispatch and closing, a voided fraud — through the real flows, so every row, award and board entry is
+produced exactly as in production.
+
+The city is planned first, as a pure function of the plan and its random seed (`plan_city`: every command with
+the instant it happens), then carried out in time order through `CaseFlows.handle` on a clock that walks through
+the seeded weeks, one unit of work per day (a few dozen transactions in all, each committing a day).
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
-from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
+from rewards.cases.commands import Actor, CaseCommand, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.models import Case
 from rewards.clock import FixedClock, IsoWeek, week_of
-from rewards.db import UnitOfWork
 from rewards.flows import CaseFlows
 from rewards.scoring.service import ScoringService
 
@@ -29,6 +34,29 @@ DISTRICTS: dict[str, tuple[float, float]] = {  # district -> (lat, lon) of its c
     "皋兰县": (36.3318, 103.9474),
     "榆中县": (35.8437, 104.1128),
 }
+STREETS: dict[str, tuple[str, ...]] = {
+    "城关区": ("张掖路", "庆阳路", "东岗西路", "南昌路", "雁滩路", "皋兰路"),
+    "七里河区": ("西津东路", "建西东路", "小西湖东街", "华林路"),
+    "西固区": ("西固中路", "合水路", "福利路", "玉门街"),
+    "安宁区": ("安宁西路", "北滨河西路", "万新路", "培黎街"),
+    "红古区": ("平安路", "红山路", "海石湾大道"),
+    "永登县": ("城关大街", "东山路", "民乐路"),
+    "皋兰县": ("兰泉路", "石洞大道", "新华街"),
+    "榆中县": ("栖云北路", "兴隆路", "环城路"),
+}
+DESCRIPTIONS: dict[str, tuple[str, ...]] = {  # what citizens write, by category
+    "street_lamp": ("路灯不亮，晚上这一段一片漆黑", "路灯灯罩破裂，有玻璃掉下来", "路灯白天一直亮着"),
+    "overflowing_bin": ("垃圾桶满了没人清运，垃圾堆到地上", "垃圾箱周围堆满垃圾袋，有异味"),
+    "illegal_ad": ("电线杆和墙上贴满小广告", "墙面被喷涂办证电话", "公交站牌上贴满小广告"),
+    "road_damage": ("路面塌陷出一个大坑，车辆绕行", "人行道地砖松动翘起", "路面大面积裂缝"),
+    "manhole_cover": ("井盖丢失，只放了一个锥桶", "井盖破损下陷，很危险"),
+    "street_vending": ("流动摊贩占道经营，行人只能走机动车道", "店外摆摊占用人行道"),
+    "debris": ("建筑材料堆在人行道上", "砖块和沙子乱堆，占了半条路"),
+    "greenery_damage": ("行道树被折断", "绿化带被踩踏，草皮枯死"),
+    "illegal_parking": ("车辆停在人行横道上", "机动车长期占用人行道停放"),
+    "waterlogging": ("雨后路面积水很深，车辆无法通行", "下穿通道积水，行人过不去"),
+}
+DEMO_PHOTOS = frozenset(DESCRIPTIONS)  # rewards/web/static/demo/<code>.svg, served by the service itself
 DEPARTMENTS = (
     [
         f"{d}{unit}"
@@ -40,18 +68,56 @@ DEPARTMENTS = (
 )
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国红梅玉兰志文斌海燕晨宇浩然子轩欣怡梓涵"
+INVALID_REASONS = ("不属于城市管理范围", "照片无法反映所述问题", "现场核查无此问题")
 VALIDATOR = Actor("指挥中心演示坐席", "console")
 CITY = Actor("city-case-system", "intake")
+DUPLICATE_SHARE = 0.08  # reports that are a second report of a problem someone reported shortly before
+DUPLICATE_SHARE_IN_QUEUE = 0.3  # among the reports still waiting, so the queue shows duplicate suspects
+INVALID_SHARE = 0.10
+PENDING_TODAY = 0.5  # share of today's reports still waiting in the queue
+WINDOW = timedelta(days=2)  # a second report comes within this of the first (inside the duplicate hint window)
+QUEUE_AT_LEAST = 16  # the latest reports always wait in the queue, whatever the hour the demo starts
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """How big the synthetic city is."""
+    """How big the synthetic city is: few, dense weeks (each a full prize list), seeded in seconds."""
 
-    citizens: int = 2000
-    weeks: int = 4
-    reports_per_day: int = 90
+    citizens: int = 3000
+    weeks: int = 2
+    reports_per_day: int = 30
     seed: int = 20261130
+
+
+@dataclass(frozen=True)
+class Event:
+    """One command of the plan and the instant it happens."""
+
+    at: datetime
+    command: CaseCommand
+    actor: Actor
+
+
+@dataclass
+class CityPlan:
+    """Every event of the seeded weeks, in time order, and the day each belongs to (for one unit of work a day)."""
+
+    events: list[Event] = field(default_factory=list)
+    reports: int = 0
+
+    def days(self, start: datetime) -> Iterator[list[Event]]:
+        """The events grouped by day since `start`, in order."""
+        batch: list[Event] = []
+        day = 0
+        for event in self.events:
+            index = int((event.at - start) / timedelta(days=1))
+            if index != day and batch:
+                yield batch
+                batch = []
+            day = index
+            batch.append(event)
+        if batch:
+            yield batch
 
 
 def fake_name(rng: random.Random) -> str:
@@ -64,36 +130,81 @@ def fake_phone(rng: random.Random) -> str:
     return rng.choice(("138", "139", "151", "177", "186", "199")) + f"{rng.randrange(10**8):08d}"
 
 
+def photo_url(category: str) -> tuple[str, ...]:
+    """The demo picture of a category, served by the service itself (none for a category without one)."""
+    return (f"/static/web/demo/{category}.svg",) if category in DEMO_PHOTOS else ()
+
+
 def is_seeded(container: Container) -> bool:
     """Return True when the database already holds cases."""
     with container.read() as session:
         return bool(session.scalar(select(func.count(Case.id))))
 
 
+def first_week(now: datetime, container: Container, weeks: int) -> IsoWeek:
+    """The first seeded week: `weeks` finished weeks before the current one."""
+    week = week_of(now, container.settings.tz)
+    for _ in range(weeks):
+        week = week.previous()
+    return week
+
+
 def seed(container: Container, plan: DemoPlan, now: datetime, progress: Callable[[int, int], None]) -> IsoWeek:
-    """Seed `plan.weeks` finished weeks plus the current week up to `now`; return the first seeded week."""
-    rng = random.Random(plan.seed)
-    tz = container.settings.tz
-    first = week_of(now, tz)
-    for _ in range(plan.weeks):
-        first = first.previous()
-    clock = FixedClock(first.start(tz))
+    """Seed `plan.weeks` finished weeks plus the current week up to `now`; return the first seeded week.
+
+    `progress(done, total)` is called after each day with the number of reports seeded so far and in all.
+    """
+    first = first_week(now, container, plan.weeks)
+    start = first.start(container.settings.tz)  # Monday 00:00 in the program's zone, as UTC
+    categories = [c.code for c in container.settings.categories]
+    city = plan_city(plan, categories, start, now)
+    clock = FixedClock(start)
     # the same flows as production, on a clock that walks through the seeded weeks
-    scoring = ScoringService(container.program.rules, tz, clock, container.sink)
+    scoring = ScoringService(container.program.rules, container.settings.tz, clock, container.sink)
     flows = CaseFlows(container.settings.categories, clock, scoring, container.sink)
-    _seed_days(container, flows, plan, rng, clock, now, progress)
+    done = 0
+    progress(0, city.reports)
+    for day in city.days(start):
+        with container.uow() as uow:
+            for event in day:
+                clock.set(event.at)
+                flows.handle(uow, event.command, event.actor)
+        done += sum(1 for e in day if isinstance(e.command, ReportCase))
+        progress(done, city.reports)
     return first
 
 
-def _seed_days(
-    container: Container,
-    flows: CaseFlows,
-    plan: DemoPlan,
-    rng: random.Random,
-    clock: FixedClock,
-    now: datetime,
-    progress: Callable[[int, int], None],
-) -> None:
+def plan_city(plan: DemoPlan, categories: list[str], start: datetime, now: datetime) -> CityPlan:
+    """Every report, verdict, status change and the one void of the seeded weeks (pure: the plan and its seed)."""
+    rng = random.Random(plan.seed)
+    reports = plan_reports(plan, categories, start, now, rng)
+    today = start + timedelta(days=(now - start).days)
+    events = [Event(r.reported_at, r, CITY) for r, _ in reports]
+    voided = False
+    for index, (report, original) in enumerate(reports):
+        if index >= len(reports) - QUEUE_AT_LEAST or (report.reported_at >= today and rng.random() < PENDING_TODAY):
+            continue  # waits in the validators' queue
+        verdict_at = report.reported_at + timedelta(minutes=rng.randint(15, 150))
+        if verdict_at >= now - timedelta(minutes=5):
+            continue
+        verdict = _verdict(rng, report.case_id, original)
+        events.append(Event(verdict_at, verdict, VALIDATOR))
+        if verdict.verdict != "valid":
+            continue
+        void_at = verdict_at + timedelta(hours=20)
+        if not voided and report.reported_at >= start + timedelta(days=3) and void_at < now:
+            voided = True  # one staged photo found out the next day: filed, then voided, points reversed
+            events.append(Event(void_at, VoidCase(report.case_id, "经核查为摆拍的虚假举报"), VALIDATOR))
+            continue
+        events += _progress(rng, report.case_id, verdict_at, now)
+    events.sort(key=lambda e: e.at)
+    return CityPlan(events, len(reports))
+
+
+def plan_reports(
+    plan: DemoPlan, categories: list[str], start: datetime, now: datetime, rng: random.Random
+) -> list[tuple[ReportCase, ReportCase | None]]:
+    """The reports, in time order, each with the earlier report it repeats (a second report of one problem)."""
     citizens = [
         Reporter(
             openid=f"demo-openid-{i:05d}",
@@ -105,77 +216,92 @@ def _seed_days(
         for i in range(plan.citizens)
     ]
     weights = [1.0 / (1 + i % 97) for i in range(plan.citizens)]  # a few very active citizens, a long tail
-    categories = [c.code for c in container.settings.categories]
-    start = clock.now()  # Monday 00:00 in the program's zone, as UTC
-    days = (now - start).days + 1  # the current, partial day too, so this week's board is not empty
-    serial = 0
-    fraud_done = False
-    for day in range(days):
+    instants = report_instants(plan, start, now, random.Random(plan.seed + 1))
+    reports: list[tuple[ReportCase, ReportCase | None]] = []
+    for index, at in enumerate(instants):
+        case_id = f"LZ{at:%Y%m%d}{index + 1:06d}"
+        # a second report of a problem names the first report of it, never another second report; the queue
+        # gets more of them, so the demo shows the duplicate suspects
+        recent = [r for r, o in reports[-plan.reports_per_day * 2 :] if o is None and r.reported_at >= at - WINDOW]
+        share = DUPLICATE_SHARE_IN_QUEUE if index >= len(instants) - QUEUE_AT_LEAST else DUPLICATE_SHARE
+        original = rng.choice(recent) if recent and rng.random() < share else None
+        who = None if rng.random() < 0.03 else rng.choices(citizens, weights)[0]
+        if original is not None:
+            reports.append((_second_report(rng, case_id, at, who, original), original))
+        else:
+            reports.append((_report(rng, case_id, at, who, categories), None))
+    return reports
+
+
+def report_instants(plan: DemoPlan, start: datetime, now: datetime, rng: random.Random) -> list[datetime]:
+    """When each report comes in: reports_per_day a day, 07:00 to 22:00, from `start` until shortly before `now`."""
+    spacing = 15 * 3600 // plan.reports_per_day
+    instants = []
+    for day in range((now - start).days + 1):  # the current, partial day too, so this week's board is not empty
         day_start = start + timedelta(days=day)
-        reports: list[str] = []
-        with container.uow() as uow:
-            for n in range(plan.reports_per_day):
-                at = day_start + timedelta(minutes=10, seconds=n * (22 * 3600 // plan.reports_per_day))
-                if at >= now - timedelta(minutes=30):
-                    break
-                serial += 1
-                clock.set(at)
-                who = None if rng.random() < 0.03 else rng.choices(citizens, weights)[0]
-                district = (who.district if who else None) or rng.choice(list(DISTRICTS))
-                lat, lon = DISTRICTS[district]
-                case_id = f"LZ{clock.now():%Y%m%d}{serial:06d}"
-                report = ReportCase(
-                    case_id=case_id,
-                    category=rng.choice(categories),
-                    reported_at=clock.now(),
-                    reporter=who,
-                    description="市民随手拍上报",
-                    lat=lat + rng.uniform(-0.02, 0.02),
-                    lon=lon + rng.uniform(-0.02, 0.02),
-                    coord_system="gcj02",
-                    district=district,
-                    photos=(f"https://img.example.invalid/{case_id}.jpg",),
-                )
-                flows.report(uow, report, CITY)
-                reports.append(case_id)
-        clock.set(min(day_start + timedelta(hours=23, minutes=30), now - timedelta(minutes=20)))
-        last_day = day == days - 1
-        with container.uow() as uow:
-            for i, case_id in enumerate(reports):
-                if last_day and i >= len(reports) // 2:
-                    break  # today's later reports wait in the validators' queue
-                roll = rng.random()
-                if roll < 0.08 and i > 0:
-                    verdict = GiveVerdict(
-                        case_id, "duplicate", duplicate_of=reports[i - 1], reason="与先前举报为同一问题"
-                    )
-                elif roll < 0.18:
-                    verdict = GiveVerdict(case_id, "invalid", reason="不属于城市管理范围")
-                else:
-                    verdict = GiveVerdict(case_id, "valid", reason="情况属实，予以立案")
-                flows.verdict(uow, verdict, VALIDATOR)
-                if verdict.verdict == "valid":
-                    _progress_case(flows, uow, case_id, rng, clock.now(), now)
-        if not fraud_done and day >= 3:
-            with container.uow() as uow:
-                filed = uow.session.scalars(
-                    select(Case.case_id).where(Case.case_id.in_(reports), Case.status.in_(lc.FILED_STATES))
-                ).first()
-                if filed is not None:
-                    flows.void(uow, VoidCase(filed, "经核查为摆拍的虚假举报"), VALIDATOR)
-                    fraud_done = True
-        progress(day + 1, days)
+        for n in range(plan.reports_per_day):
+            at = day_start + timedelta(hours=7, seconds=n * spacing + rng.randrange(min(600, spacing)))
+            if at < now - timedelta(minutes=10):
+                instants.append(at)
+    return instants
 
 
-def _progress_case(
-    flows: CaseFlows, uow: UnitOfWork, case_id: str, rng: random.Random, filed_at: datetime, now: datetime
-) -> None:
-    """Move a filed case along dispatch/processing/resolve/close, never past `now`."""
-    steps = [lc.DISPATCHED, lc.PROCESSING, lc.RESOLVED, lc.CLOSED][: rng.choice((1, 2, 3, 4, 4))]
-    when = filed_at
+def _report(rng: random.Random, case_id: str, at: datetime, who: Reporter | None, categories: list[str]) -> ReportCase:
+    district = (who.district if who else None) or rng.choice(list(DISTRICTS))
+    lat, lon = DISTRICTS[district]
+    category = rng.choice(categories)
+    street = rng.choice(STREETS[district])
+    return ReportCase(
+        case_id=case_id,
+        category=category,
+        reported_at=at,
+        reporter=who,
+        description=rng.choice(DESCRIPTIONS.get(category, ("市民随手拍上报",))),
+        lat=round(lat + rng.uniform(-0.02, 0.02), 6),
+        lon=round(lon + rng.uniform(-0.02, 0.02), 6),
+        coord_system="gcj02",
+        address=f"{district}{street}{rng.randint(1, 300)}号附近",
+        district=district,
+        photos=photo_url(category),
+    )
+
+
+def _second_report(
+    rng: random.Random, case_id: str, at: datetime, who: Reporter | None, original: ReportCase
+) -> ReportCase:
+    """Someone else reporting the same problem a little later, a few dozen metres away."""
+    assert original.lat is not None and original.lon is not None
+    return ReportCase(
+        case_id=case_id,
+        category=original.category,
+        reported_at=at,
+        reporter=who,
+        description=rng.choice(DESCRIPTIONS.get(original.category, ("市民随手拍上报",))),
+        lat=round(original.lat + rng.uniform(-0.0009, 0.0009), 6),
+        lon=round(original.lon + rng.uniform(-0.0009, 0.0009), 6),
+        coord_system="gcj02",
+        address=original.address,
+        district=original.district,
+        photos=original.photos,
+    )
+
+
+def _verdict(rng: random.Random, case_id: str, original: ReportCase | None) -> GiveVerdict:
+    if original is not None:
+        return GiveVerdict(case_id, "duplicate", duplicate_of=original.case_id, reason="与先前举报为同一问题")
+    if rng.random() < INVALID_SHARE:
+        return GiveVerdict(case_id, "invalid", reason=rng.choice(INVALID_REASONS))
+    return GiveVerdict(case_id, "valid", reason="情况属实，予以立案")
+
+
+def _progress(rng: random.Random, case_id: str, filed_at: datetime, now: datetime) -> list[Event]:
+    """Dispatch within hours, resolve within a day or so, close after checking; nothing past `now`."""
     department = rng.choice(DEPARTMENTS)
-    for status in steps:
-        when = when + timedelta(minutes=rng.randint(5, 25))
+    when = filed_at
+    events = []
+    for status, low, high in ((lc.DISPATCHED, 30, 240), (lc.RESOLVED, 240, 1800), (lc.CLOSED, 120, 1440)):
+        when = when + timedelta(minutes=rng.randint(low, high))
         if when >= now:
             break
-        flows.change_status(uow, ChangeStatus(case_id, status, when, department=department), CITY)
+        events.append(Event(when, ChangeStatus(case_id, status, when, department=department), CITY))
+    return events

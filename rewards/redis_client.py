@@ -40,12 +40,14 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     # Short, explicit timeouts and one quick retry, not redis-py's default backoff of several seconds: a request
     # facing a dead or hung Redis must fall back (stale rank, ledger answer) well inside WeChat's 5-second reply
     # window; after a few failures the circuit breaker (rewards/health.py) skips Redis altogether for a while.
+    # No health-check PING (health_check_interval): a timeout discards the connection, and on the fresh one the PING
+    # would wait out a second timeout (and its retry) before the command, doubling what a hung Redis costs a probe;
+    # the one retry already replaces a connection that died while idle.
     return {
         "decode_responses": True,
         "socket_timeout": settings.redis_timeout_seconds,
         "socket_connect_timeout": settings.redis_timeout_seconds,
         "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-        "health_check_interval": 30,
     }
 
 

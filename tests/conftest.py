@@ -178,6 +178,7 @@ def make_container(redis_server: redis.Redis, clock: FixedClock, settings: Setti
     Redis; each container's Redis keys are wiped before and after the test. The engine is always named by the test
     (db_engine for both databases, pg_engine for PostgreSQL only)."""
     made: list[Container] = []
+    prefixes: list[str] = []  # wiped once each: a second container on a prefix must not erase the first one's keys
 
     def make(
         settings_: Settings | None = None,
@@ -190,7 +191,9 @@ def make_container(redis_server: redis.Redis, clock: FixedClock, settings: Setti
         sleep: Callable[[float], None] = time.sleep,
     ) -> Container:
         s = settings_ if settings_ is not None else settings
-        flush_prefix(redis_server, s.leaderboard_key_prefix)
+        if s.leaderboard_key_prefix not in prefixes:
+            prefixes.append(s.leaderboard_key_prefix)
+            flush_prefix(redis_server, s.leaderboard_key_prefix)
         client = redis_client if redis_client is not None else redis_server
         c = bootstrap(s, clock=clock or the_clock, engine=engine, redis_client=client, sink=sink, publisher=publisher,
                       sleep=sleep)  # fmt: skip
@@ -201,7 +204,8 @@ def make_container(redis_server: redis.Redis, clock: FixedClock, settings: Setti
     yield make
     for c in made:
         c.projector.stop()
-        flush_prefix(redis_server, c.settings.leaderboard_key_prefix)
+    for prefix in prefixes:
+        flush_prefix(redis_server, prefix)
 
 
 @pytest.fixture

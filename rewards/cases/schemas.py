@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,25 +13,54 @@ from rewards.cases.models import Case, CaseHistory
 Verdict = Literal["valid", "invalid", "duplicate"]
 
 
-def refuse_nul(data: object) -> object:
-    """Raise ValueError naming the field when a string (or a string in a list) holds NUL; return data unchanged."""
+# Not text: C0 control characters (tab, newline and carriage return only where a field may span lines) and lone
+# UTF-16 surrogates (JSON can carry "\ud800"; UTF-8, PostgreSQL and XML cannot). PostgreSQL cannot store NUL, and
+# one control character made the public Open311 XML feed unparsable: refused at every intake edge.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\ud800-\udfff]")
+
+
+def text_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Return why a string is not acceptable text (None: it is); `multiline` allows tab, newline and CR."""
+    found = (_NOT_TEXT if multiline else _NOT_ONE_LINE).search(value)
+    if found is None:
+        return None
+    char = found.group()
+    if char == "\x00":
+        return "NUL characters (\\u0000) are not allowed"
+    if "\ud800" <= char <= "\udfff":
+        return "lone UTF-16 surrogates are not text"
+    if char in "\t\n\r":
+        return f"control characters (U+{ord(char):04X}) are not allowed: this field is a single line"
+    return f"control characters (U+{ord(char):04X}) are not allowed"
+
+
+def refuse_control(data: object, multiline: frozenset[str] = frozenset()) -> object:
+    """Raise ValueError naming the field when a string (or one in a list) is not text; return data unchanged.
+
+    Fields named in `multiline` may hold tab, newline and carriage return; no field may hold another C0 control
+    character or a lone surrogate.
+    """
     if isinstance(data, dict):
         for key, value in data.items():
             values = value if isinstance(value, list) else [value]
-            if any(isinstance(v, str) and "\x00" in v for v in values):
-                raise ValueError(f"{key}: NUL characters (\\u0000) are not allowed")
+            for v in values:
+                problem = text_problem(v, multiline=key in multiline) if isinstance(v, str) else None
+                if problem is not None:
+                    raise ValueError(f"{key}: {problem}")
     return data
 
 
 class _Input(BaseModel):
-    """A request body: unknown fields and NUL characters (PostgreSQL text cannot hold them) are refused."""
+    """A request body: unknown fields and non-text characters (NUL, other controls, surrogates) are refused."""
 
     model_config = ConfigDict(extra="forbid")
+    multiline: ClassVar[frozenset[str]] = frozenset()  # fields that may span lines (tab, newline, CR allowed)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: object) -> object:
-        return refuse_nul(data)
+    def _only_text(cls, data: object) -> object:
+        return refuse_control(data, cls.multiline)
 
 
 class ReporterIn(_Input):
@@ -48,6 +78,7 @@ class CaseIn(_Input):
     """A reported case registered through the console API."""
 
     model_config = ConfigDict(extra="forbid")
+    multiline: ClassVar[frozenset[str]] = frozenset({"description"})
     case_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     category: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=2000)
@@ -75,6 +106,7 @@ class VerdictIn(_Input):
     """The command center's verdict on a reported case."""
 
     model_config = ConfigDict(extra="forbid")
+    multiline: ClassVar[frozenset[str]] = frozenset({"reason"})
     verdict: Verdict
     duplicate_of: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
@@ -84,6 +116,7 @@ class VoidIn(_Input):
     """Why a filed case is voided (fraud: staged, re-photographed, fake)."""
 
     model_config = ConfigDict(extra="forbid")
+    multiline: ClassVar[frozenset[str]] = frozenset({"reason"})
     reason: str = Field(min_length=1, max_length=500)
 
 

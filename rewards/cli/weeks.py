@@ -24,7 +24,7 @@ EXIT_FAILED, EXIT_UNFINISHED = 1, 3
 def _container() -> Iterator[Container]:
     """The services for one command, released when it ends (connections, the embedded Redis)."""
     container = open_container()
-    configure()  # after the embedded migration, whose Alembic chatter is not the operator's business
+    configure(fmt=container.settings.log_format)  # after the embedded migration (Alembic chatter is not the point)
     try:
         yield container
     finally:

@@ -24,11 +24,13 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from rewards.cases.service import audit, sign_in_citizen
 from rewards.config import Settings
 from rewards.deps import Codec, Services
-from rewards.errors import BadRequest, NotFound, Unauthorized, Unavailable
+from rewards.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
 from rewards.http.ratelimit import rate_limited
 from rewards.http.session import (
     CitizenSession,
     clear_cookies,
+    origin_of,
+    same_origin,
     secure_cookies,
     set_citizen_cookie,
     set_console_cookie,
@@ -248,9 +250,32 @@ def _is_form(request: Request) -> bool:
     )
 
 
+def cross_site(request: Request, settings: Settings) -> bool:
+    """Did a browser send this request from another origin (Origin, else Sec-Fetch-Site, else Referer)?
+
+    Browsers send Origin with every POST (form posts included); a request with none of the three headers is not
+    a browser's cross-site request (an API client, curl), so it is not refused.
+    """
+    if request.headers.get("origin") is not None:
+        return not same_origin(request, settings)
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site.lower() not in ("same-origin", "none")
+    referer = request.headers.get("referer")
+    if not referer:
+        return False
+    return origin_of(referer) not in {origin_of(settings.public_base_url), origin_of(str(request.base_url))}
+
+
 @router.post("/auth/logout", status_code=204)
 def logout(request: Request, c: C) -> Response:
-    """Sign out: clear the citizen and console session cookies (a browser form is sent back to 我的)."""
+    """Sign out: clear the citizen and console session cookies (a browser form is sent back to 我的).
+
+    A cross-origin sign-out (another site's form posting here) is refused with 403: SameSite keeps the cookies
+    off such a request, but the cookie deletions in its answer would still apply.
+    """
+    if cross_site(request, c.settings):
+        raise Forbidden("sign-out must come from this site", code="cross_site")
     response = RedirectResponse("/me", status_code=303) if _is_form(request) else Response(status_code=204)
     clear_cookies(response, c.settings)
     return response

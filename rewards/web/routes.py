@@ -6,22 +6,24 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 from sqlalchemy import select
 
 from rewards.cases import service as cases
-from rewards.clock import IsoWeek
-from rewards.deps import PUBLIC, Closer, Db, Leaderboard, ProgramDep, Publishing, SettingsDep
+from rewards.clock import IsoWeek, week_of
+from rewards.deps import PUBLIC, ClockDep, Closer, Db, Leaderboard, ProgramDep, Publishing, SettingsDep
 from rewards.errors import DomainError, Unavailable
 from rewards.leaderboard.service import LeaderboardService
 from rewards.leaderboard.weeks import WeeklySnapshot
 from rewards.publish.models import PUBLISHED, UNFINISHED
 from rewards.publish.outbox import data_uri
 from rewards.publish.port import PublishError
-from rewards.publish.render import render_article, render_missing, render_page
+from rewards.publish.render import render_article
 from rewards.publish.service import article_of, asset
 from rewards.scoring import history
+from rewards.web import messages
 from rewards.web.templating import STATIC, page
 
 router = APIRouter(include_in_schema=False, dependencies=PUBLIC)
@@ -32,6 +34,12 @@ DISTRICTS_HINT = ("城关区", "七里河区", "西固区", "安宁区", "红古
 def mount_static(app: FastAPI) -> None:
     """Serve the pages' stylesheet and images."""
     app.mount("/static/web", StaticFiles(directory=str(STATIC)), name="web-static")
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The site icon browsers ask for on every first visit."""
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -52,7 +60,8 @@ def me(
     openid = getattr(request.state, "citizen_openid", None)
     if not isinstance(openid, str):
         dev = settings.dev_login and settings.environment == "development"
-        return page("signin.html", nav="me", next_path="/me", dev=dev, status_code=200)
+        ready = bool(settings.wechat_app_id)
+        return page("signin.html", nav="me", next_path="/me", dev=dev, notice=None, wechat_ready=ready)
     with db.read() as session:
         citizen = cases.find_citizen(session, openid)
         reports = history.report_history(session, settings, citizen, 20, offset) if citizen else None
@@ -78,7 +87,7 @@ def _board_page(
     except Unavailable:
         error, status = "排行榜暂时无法访问，请稍后再试", 503
     except DomainError as exc:  # a bad week or district: say why, on the page
-        error, status = exc.message, exc.status
+        error, status = messages.reason_of(exc), exc.status
     context = {"data": data, "kind": kind, "district": district, "error": error, "districts": DISTRICTS_HINT}
     return page("board.html", nav="board", status_code=status, **context)
 
@@ -126,26 +135,52 @@ def rules(program: ProgramDep) -> HTMLResponse:
 
 @router.get("/weeks/{week}", response_class=HTMLResponse)
 def week_page(
-    week: str, closer: Closer, publishing: Publishing, settings: SettingsDep, program: ProgramDep
+    week: str,
+    closer: Closer,
+    publishing: Publishing,
+    settings: SettingsDep,
+    program: ProgramDep,
+    clock: ClockDep,
 ) -> HTMLResponse:
     """The week's announcement as published (or, before that, a preview of it); masked names only."""
     iso = IsoWeek.from_text(week)
     closed = closer.load(iso)
     if closed is None:
-        return HTMLResponse(render_missing(str(iso), "本周尚未结算，获奖名单将在下周一公布。"), status_code=404)
+        message, status = not_closed_message(iso, week_of(clock.now(), settings.tz))
+        return page("week.html", nav="weeks", status_code=status, week=str(iso), message=message, article=None)
     pub = publishing.get(str(iso))
     if pub is not None and pub.content is not None:
         article = article_of(pub)  # exactly what was sent
-        status = STATUS_TEXT.get(pub.state, "待发布")
+        status_text = STATUS_TEXT.get(pub.state, "待发布")
     else:
         try:
             image: str | None = data_uri(asset(settings.wechat_banner_image, "banner.png")[1])
         except PublishError:
             image = None  # a misconfigured banner must not take the page down
         article = render_article(closed.snapshot, settings, program, image)
-        status = "预览（尚未发布）"
+        status_text = "预览（尚未发布）"
     url = pub.article_url if pub is not None and pub.state == PUBLISHED else None
-    return HTMLResponse(render_page(article, status, url if url and url.startswith("https://") else None))
+    return page(
+        "week.html",
+        nav="weeks",
+        week=str(iso),
+        message=None,
+        article=article,
+        body=Markup(article.content),  # rendered by rewards.publish.render with autoescape
+        status_text=status_text,
+        published_url=url if url and url.startswith("https://") else None,
+    )
+
+
+def not_closed_message(week: IsoWeek, current: IsoWeek) -> tuple[str, int]:
+    """What the page of a week without a snapshot says, and its status: 200 while it is coming, 404 otherwise."""
+    if week == current:
+        return "本周尚未结算，获奖名单将在下周一公布。", 200
+    if week == current.previous():
+        return "上周的榜单正在结算，获奖名单将于本周一公布，请稍后再来。", 200
+    if current < week:
+        return messages.reason("week_in_future", 404), 404
+    return messages.reason("week_not_found", 404), 404
 
 
 def login_url(next_path: str) -> str:

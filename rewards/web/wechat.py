@@ -4,6 +4,8 @@ Text "排名", "积分" or "rank" and the menu CLICK key MY_RANK answer with the
 welcome with the rules link; other messages and clicks get a short help text; other events (unsubscribe, VIEW,
 LOCATION, job-finished notices) get the empty "success" WeChat expects. Every signature is compared in constant
 time (wechatpy's own checks use ==, so they only run after ours has passed). Replies never contain the openid.
+Once safe mode is configured (REWARDS_WECHAT_AES_KEY) plain messages are refused, and every signed message URL
+is admitted once within its timestamp window (rewards/http/replay.py: the same body again is WeChat's retry).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rewards.clock import IsoWeek
 from rewards.config import Settings
 from rewards.deps import Services
 from rewards.errors import BadRequest, DomainError, Forbidden, NotFound, TooManyRequests, Unavailable
+from rewards.http.limits import WECHAT_MAX_BYTES, too_large
 from rewards.http.ratelimit import Limit, client_ip, limiter_of
 from rewards.leaderboard.schemas import StandingOut
 from rewards.logs import get_logger
@@ -39,7 +42,7 @@ C = Services
 T = TypeVar("T")
 Param = Annotated[str | None, Query(max_length=256)]
 
-MAX_BODY = 64 * 1024  # WeChat messages are a few KB
+MAX_BODY = WECHAT_MAX_BYTES  # WeChat messages are a few KB; also enforced while streaming (rewards/http/limits.py)
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # also keeps the reply's ToUserName CDATA well-formed
 RANK_WORDS = frozenset({"排名", "积分", "rank"})
 MY_RANK_KEY = "MY_RANK"
@@ -193,19 +196,49 @@ def _answer(c: Container, request: Request, root: dict[str, Any], openid: str) -
     return rank_text(found, rules, places)
 
 
-async def _body(request: Request) -> str:
+async def _body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise BadRequest("WeChat message too large", code="too_large")
+        raise too_large(MAX_BODY)
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
-            raise BadRequest("WeChat message too large", code="too_large")
+            raise too_large(MAX_BODY)
+    return raw
+
+
+def _utf8(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest("a WeChat message is UTF-8 XML", code="bad_message") from exc
+
+
+def _is_safe_mode(settings: Settings, encrypt_type: str | None) -> bool:
+    """Safe (AES) or plain mode; once REWARDS_WECHAT_AES_KEY is set, plain messages are refused (403).
+
+    In plain mode the signature covers the URL only (token, timestamp, nonce), never the body.
+    """
+    kind = (encrypt_type or "raw").lower()
+    if kind not in ("raw", "aes"):
+        raise BadRequest(f"unknown encrypt_type {encrypt_type!r}", code="bad_message")
+    if kind == "raw" and settings.wechat_aes_key is not None:
+        raise Forbidden("safe mode is configured: plain (unencrypted) messages are refused", code="plain_refused")
+    return kind == "aes"
+
+
+def replay_window_seconds(settings: Settings) -> float:
+    """How long a signed (timestamp, nonce) stays valid: the timestamp is accepted within ±skew of now."""
+    skew = settings.wechat_callback_max_skew_seconds
+    return 2 * skew + 1 if skew else 86_400.0  # skew 0 accepts any timestamp: remember nonces for a day
+
+
+def _admit_once(c: Container, timestamp: str | None, nonce: str | None, raw: bytes) -> None:
+    """403 when this signed (timestamp, nonce) was already used with another body (a replayed URL)."""
+    key = f"{timestamp}:{nonce}"
+    if not c.replay.admit("wechat", key, raw, replay_window_seconds(c.settings)):
+        raise Forbidden("this signed callback URL was already used (replay)", code="replayed")
 
 
 @router.get("/wechat/callback", response_class=PlainTextResponse)
@@ -239,17 +272,18 @@ async def receive(
         signature_ok(signature, c.settings.wechat_token.get_secret_value(), timestamp, nonce),
         timestamp,
     )
-    text = await _body(request)
-    safe = (encrypt_type or "raw").lower() == "aes"
-    if (encrypt_type or "raw").lower() not in ("raw", "aes"):
-        raise BadRequest(f"unknown encrypt_type {encrypt_type!r}", code="bad_message")
+    safe = _is_safe_mode(c.settings, encrypt_type)  # before the body is read
+    raw = await _body(request)
+    text = _utf8(raw)
     crypto = _crypto(c.settings) if safe else None
+    encrypted = _field(_xml_dict(text), "Encrypt") if crypto is not None else ""
     if crypto is not None:
-        encrypted = _field(_xml_dict(text), "Encrypt")
         # the body is authenticated by msg_signature; 403 before any decryption is attempted
         token = c.settings.wechat_token.get_secret_value()
         signed = signature_ok(msg_signature, token, timestamp, nonce, encrypted)
         await _in_thread(_verify, request, c, signed, timestamp)
+    await _in_thread(_admit_once, c, timestamp, nonce, raw)  # signed, so a replayed URL is what is left
+    if crypto is not None:
         try:
             text = crypto.decrypt_message({"Encrypt": encrypted}, msg_signature, timestamp, nonce)
         except Exception as exc:  # base64, padding, length or app-id errors of a corrupt payload

@@ -3,47 +3,15 @@ the leaderboard shows 80 rows. Debian's Chromium driven by Playwright (no browse
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import redis
-from sqlalchemy import Engine
 
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter
 from rewards.clock import FixedClock
-from tests.conftest import IN_CI, START, VALIDATOR_TOKEN, flush_prefix, test_settings
-from tests.e2e.browser import FLAGS, chromium_path, save_screenshot
-from tests.fakes.live import live_server
+from tests.e2e.browser import save_screenshot, sign_in_console
 
 pytestmark = pytest.mark.browser
 ACTOR = Actor("validator-1", "console")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    path = chromium_path()
-    if path is None:
-        if IN_CI:
-            pytest.fail("Debian's chromium is not installed (scripts/test installs it)", pytrace=False)
-        pytest.skip("chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def site(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[tuple[Container, str]]:
-    settings = test_settings(dev_login=True)
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)
-    clock = FixedClock(START)
-    c = bootstrap(settings, clock=clock, engine=pg_engine, redis_client=redis_server)
-    with live_server(c) as url:
-        yield c, url
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)
 
 
 def award(c: Container, case_id: str, openid: str, name: str, verdict: bool = True) -> None:
@@ -84,7 +52,6 @@ def test_citizen_opens_me_and_sees_their_rank(browser, site) -> None:  # type: i
     assert page.inner_text("#all-points") == "1"
     assert "LZ-3" in page.inner_text("#reports")
     assert "o-li" not in page.content()
-    save_screenshot(page, "me")
 
 
 def test_validator_verdict_appears_on_the_citizens_page(browser, site) -> None:  # type: ignore[no-untyped-def]
@@ -96,12 +63,9 @@ def test_validator_verdict_appears_on_the_citizens_page(browser, site) -> None: 
     console = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
     console.goto(f"{url}/console")
     assert console.url.endswith("/console/login")
-    console.fill("#token", VALIDATOR_TOKEN)
-    console.click("#sign-in")
-    console.wait_for_url(f"{url}/console")
+    sign_in_console(console, url)
     card = console.locator('[data-case-id="LZ-9"]')
     assert card.count() == 1
-    save_screenshot(console, "console")
     card.locator("button[value=valid]").click()
     console.wait_for_load_state()
     assert "LZ-9 已处理：有效，已立案" in console.inner_text(".flash")
@@ -123,7 +87,6 @@ def test_leaderboard_page_shows_80_rows(browser, site) -> None:  # type: ignore[
     first = page.locator("#board tbody tr").first.inner_text()
     assert "一等奖" in first and "2" in first
     assert "o-000" not in page.content() and "13900001111" not in page.content()
-    save_screenshot(page, "leaderboard")
     page.goto(f"{url}/rules")
     assert "上不封顶" in page.content()
     save_screenshot(page, "rules")

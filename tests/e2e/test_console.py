@@ -53,8 +53,9 @@ def test_queue_verdict_void_ban_and_audit(client) -> None:  # type: ignore[no-un
     )
     assert r.status_code == 303 and "error" not in r.headers["location"]
     audit = client.get("/console/audit", headers=auth()).text
-    for action in ("verdict:valid", "void", "ban"):
+    for action in ("审核：有效，立案", "作废案件", "取消评奖资格"):  # Chinese, not verdict:valid / void / ban
         assert action in audit
+    assert "verdict:valid" not in audit
 
 
 def test_console_refuses_bad_form_token_and_anonymous(client) -> None:  # type: ignore[no-untyped-def]
@@ -99,9 +100,12 @@ def test_queue_shows_the_earlier_nearby_report_as_a_duplicate_hint(client) -> No
     for body in (first, second, far):
         assert client.post("/api/v1/cases", json=body, headers=auth()).status_code == 201
     html = client.get("/console", headers=auth()).text
-    cards = {m.group(1): m.group(2) for m in re.finditer(r'data-case-id="([^"]+)">(.*?)</section>', html, re.S)}
-    assert "疑似重复" not in cards["LZ-A"] and "疑似重复" not in cards["LZ-C"]
-    assert "疑似重复" in cards["LZ-B"] and 'value="LZ-A"' in cards["LZ-B"]
+    cards = {m.group(1): m.group(2) for m in re.finditer(r'data-case-id="([^"]+)"[^>]*>(.*?)</section>', html, re.S)}
+    # only the later report is offered the earlier one as its original (pre-filled, and a one-click button)
+    assert 'name="duplicate_of" value="LZ-A"' in cards["LZ-B"] and "标为重复于此件" in cards["LZ-B"]
+    assert "标为重复于此件" not in cards["LZ-A"] and 'value="LZ-B"' not in cards["LZ-A"]
+    assert "LZ-B" in cards["LZ-A"]  # listed as a later report nearby, nothing to act on
+    assert "附近同类举报" not in cards["LZ-C"]  # far away: nothing near it
     # the pre-filled "重复于" only counts for the verdict duplicate: "valid" sent with it files the case
     form = {"verdict": "valid", "duplicate_of": "LZ-A", "reason": "", "csrf": csrf(client)}
     r = client.post("/console/cases/LZ-B/verdict", data=form, headers=auth(), follow_redirects=False)

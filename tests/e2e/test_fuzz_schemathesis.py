@@ -134,6 +134,7 @@ def api_schema(pg_url: str, redis_server: redis.Redis, tmp_path_factory: pytest.
     wipe(engine)
     flush_prefix(redis_server, s.leaderboard_key_prefix)
     outbox = OutboxPublisher(s.outbox_dir)  # publish to files, never to WeChat
+    # bootstrap itself, not make_container: one seeded app serves the whole module, longer than a test's factory
     c = bootstrap(
         s, clock=FixedClock(START), engine=engine, redis_client=redis_server, publisher=outbox, sleep=lambda _: None
     )
@@ -167,7 +168,7 @@ def signed_headers(case: Any) -> dict[str, str]:
 
 def operations() -> list[tuple[str, str]]:
     """Every (method, path) of the app's OpenAPI document, read from an app on throwaway embedded stores."""
-    app = create_app(bootstrap(test_settings(database_url="sqlite://")))
+    app = create_app(bootstrap(test_settings(database_url="sqlite://")))  # at collection: no fixture exists yet
     return [(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops]
 
 

@@ -14,20 +14,18 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, ReportCase, Reporter
-from rewards.clock import FixedClock
 from rewards.http.auth import Principal
 from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from rewards.web.console import csrf_token
-from tests.conftest import ADMIN_TOKEN, START, flush_prefix, test_settings
+from tests.conftest import ADMIN_TOKEN, START, MakeContainer, test_settings
 
 OPEN311_KEY = "test-open311-key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -94,7 +92,7 @@ UNDECLARED: list[tuple[str, str, str, tuple[str, ...]]] = [
 
 
 @pytest.fixture
-def hostile_http(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[tuple[TestClient, Container]]:
+def hostile_http(pg_engine: Engine, make_container: MakeContainer) -> Iterator[tuple[TestClient, Container]]:
     s = test_settings(
         rate_limit_per_ip=10**9,
         rate_limit_per_citizen=10**9,
@@ -103,8 +101,7 @@ def hostile_http(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[tuple
         wechat_app_secret="undeclared-secret",
         wechat_sns_api_base="http://127.0.0.1:9/sns/",
     )
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    c = bootstrap(s, clock=FixedClock(START), engine=pg_engine, redis_client=redis_server)
+    c = make_container(s, engine=pg_engine)
     with c.uow() as uow:
         who = Reporter("oHostile", name="张三明", phone="13812341234", verified=True)
         c.flows.report(
@@ -112,7 +109,6 @@ def hostile_http(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[tuple
         )
     with TestClient(create_app(c)) as http:
         yield http, c
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
 
 
 def reason(response: Any) -> str:

@@ -14,9 +14,8 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from rewards.app import create_app
-from rewards.bootstrap import bootstrap
 from rewards.cases.models import AuditEntry, Citizen
-from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, VALIDATOR_TOKEN, auth, test_settings
+from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, VALIDATOR_TOKEN, MakeContainer, auth, test_settings
 from tests.fakes.wechat_oauth import OAuthStandIn, serve
 
 APP_ID = "wxoauthstandin01"
@@ -39,6 +38,7 @@ def stand_in() -> Iterator[tuple[OAuthStandIn, str]]:
     server, base = serve(state)
     yield state, base
     server.shutdown()
+    server.server_close()  # shutdown() only stops the loop; the listening socket would be left to the GC
 
 
 def oauth_settings(base: str, **overrides: Any) -> Any:
@@ -57,10 +57,11 @@ def settings(stand_in: tuple[OAuthStandIn, str]) -> Any:  # overrides conftest's
 
 
 @contextmanager
-def app_with(container: Any, base_url: str = "http://testserver", **overrides: Any) -> Iterator[TestClient]:
-    """A second app on the same database and Redis with other settings."""
-    s = container.settings.model_copy(update=overrides)
-    other = bootstrap(s, clock=container.clock, engine=container.engine, redis_client=container.redis)
+def app_with(
+    make_container: MakeContainer, container: Any, base_url: str = "http://testserver", **overrides: Any
+) -> Iterator[TestClient]:
+    """A second app on the same database, Redis and clock with other settings."""
+    other = make_container(container.settings.model_copy(update=overrides), engine=container.engine)
     with TestClient(create_app(other), base_url=base_url) as http:
         yield http
 
@@ -127,7 +128,9 @@ def test_sign_in_sets_a_signed_http_only_cookie_and_the_citizen_sees_only_their_
         assert citizen is not None and citizen.snapshot_user is False
 
 
-def test_a_forged_or_foreign_cookie_is_no_session(client: TestClient, stand_in: tuple[OAuthStandIn, str]) -> None:
+def test_a_forged_or_foreign_cookie_is_no_session(
+    client: TestClient, stand_in: tuple[OAuthStandIn, str], make_container: MakeContainer
+) -> None:
     state, _ = stand_in
     sign_in(client, state, "CODE2", "oCitizenB")
     value = client.cookies.get("rw_session")
@@ -135,7 +138,7 @@ def test_a_forged_or_foreign_cookie_is_no_session(client: TestClient, stand_in: 
     client.cookies.set("rw_session", value[:-2] + ("AA" if not value.endswith("AA") else "BB"))
     assert client.get("/auth/session").json()["citizen"] is None
     assert client.get("/api/v1/citizens/oCitizenB/points").status_code == 401
-    with app_with(client.app.state.container, session_secret=SecretStr("another-secret")) as other:
+    with app_with(make_container, client.app.state.container, session_secret=SecretStr("another-secret")) as other:
         other.cookies.set("rw_session", value)
         assert other.get("/auth/session").json()["citizen"] is None
 
@@ -202,7 +205,9 @@ def test_snapshot_user_is_flagged_and_earns_nothing(
         assert session.scalar(select(Citizen.snapshot_user).where(Citizen.openid == "oSnapshot")) is True
 
 
-def test_bad_codes_and_an_unreachable_wechat(client: TestClient, stand_in: tuple[OAuthStandIn, str]) -> None:
+def test_bad_codes_and_an_unreachable_wechat(
+    client: TestClient, stand_in: tuple[OAuthStandIn, str], make_container: MakeContainer
+) -> None:
     state, _ = stand_in
     assert sign_in(client, state, "ONCE", "oCitizenE").status_code == 303
     _, query = start(client)
@@ -212,24 +217,28 @@ def test_bad_codes_and_an_unreachable_wechat(client: TestClient, stand_in: tuple
     assert r.status_code == 400 and r.json()["error"] == "bad_code"
     r = client.get("/auth/wechat/callback", params={"code": "bad code!", "state": query["state"]})
     assert r.status_code == 400 and r.json()["error"] == "bad_code"
-    with app_with(client.app.state.container, wechat_sns_api_base="http://127.0.0.1:9/sns/") as down:
+    with app_with(make_container, client.app.state.container, wechat_sns_api_base="http://127.0.0.1:9/sns/") as down:
         _, q = start(down)
         r = down.get("/auth/wechat/callback", params={"code": "ANY", "state": q["state"]})
         assert r.status_code == 503 and r.json()["error"] == "wechat_unavailable"
-    with app_with(client.app.state.container, wechat_app_id=None) as unconfigured:
+    with app_with(make_container, client.app.state.container, wechat_app_id=None) as unconfigured:
         r = unconfigured.get("/auth/wechat/login", follow_redirects=False)
         assert r.status_code == 503 and r.json()["error"] == "oauth_unconfigured"
 
 
-def test_secure_cookie_over_https(client: TestClient, stand_in: tuple[OAuthStandIn, str]) -> None:
+def test_secure_cookie_over_https(
+    client: TestClient, stand_in: tuple[OAuthStandIn, str], make_container: MakeContainer
+) -> None:
     state, _ = stand_in
     container = client.app.state.container
-    with app_with(container, public_base_url="https://ssp.example.gov.cn") as plain:
+    with app_with(make_container, container, public_base_url="https://ssp.example.gov.cn") as plain:
         _, query = start(plain)  # the state cookie is Secure: a browser on http does not send it back
         state.issue("HTTP1", "oCitizenF")
         r = plain.get("/auth/wechat/callback", params={"code": "HTTP1", "state": query["state"]})
         assert r.status_code == 400 and r.json()["error"] == "bad_state"
-    with app_with(container, "https://testserver", public_base_url="https://ssp.example.gov.cn") as https:
+    with app_with(
+        make_container, container, "https://testserver", public_base_url="https://ssp.example.gov.cn"
+    ) as https:
         _, query = start(https)
         assert query["redirect_uri"] == "https://ssp.example.gov.cn/auth/wechat/callback"
         state.issue("HTTPS1", "oCitizenF")
@@ -256,7 +265,9 @@ def test_secrets_and_cookies_are_never_logged(
         assert secret and secret not in caplog.text
 
 
-def test_console_sign_in_opens_a_cookie_session_for_validators_only(client: TestClient, container: Any) -> None:
+def test_console_sign_in_opens_a_cookie_session_for_validators_only(
+    client: TestClient, container: Any, make_container: MakeContainer
+) -> None:
     assert client.get("/api/v1/cases").status_code == 401
     assert client.post("/auth/console/login").status_code == 401
     assert client.post("/auth/console/login", headers=auth("wrong-token")).status_code == 401
@@ -279,7 +290,7 @@ def test_console_sign_in_opens_a_cookie_session_for_validators_only(client: Test
         assert [(a.actor, a.target) for a in rows] == [("validator-1", "validator")]
     # removing the token from the settings ends its console sessions
     tokens = {k: v for k, v in container.settings.api_tokens.items() if k != VALIDATOR_TOKEN}
-    with app_with(container, api_tokens=tokens) as revoked:
+    with app_with(make_container, container, api_tokens=tokens) as revoked:
         revoked.cookies.set("rw_console", client.cookies.get("rw_console") or "")
         assert revoked.get("/api/v1/cases").status_code == 401
     assert client.post("/auth/logout").status_code == 204

@@ -13,25 +13,23 @@ import contextlib
 import hashlib
 import html
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-import redis
 import xmltodict
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, SetBan
 from rewards.clock import FixedClock, IsoWeek
 from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
 from rewards.publish.outbox import OutboxPublisher
-from tests.conftest import ADMIN_TOKEN, START, flush_prefix, test_settings
+from tests.conftest import ADMIN_TOKEN, START, MakeContainer, test_settings
 
 WECHAT_TOKEN = "pii-wechat-token"
 OPEN311_KEY = "test-open311-key"
@@ -99,7 +97,7 @@ def test_the_scan_finds_personal_data_however_it_is_encoded() -> None:
 
 
 @pytest.fixture
-def pii(pg_engine: Engine, redis_server: redis.Redis, tmp_path: Path) -> Iterator[Container]:
+def pii(pg_engine: Engine, make_container: MakeContainer, tmp_path: Path) -> Container:
     s = test_settings(
         wechat_token=WECHAT_TOKEN,
         outbox_dir=tmp_path / "outbox",
@@ -111,17 +109,7 @@ def pii(pg_engine: Engine, redis_server: redis.Redis, tmp_path: Path) -> Iterato
             {"first": 2, "last": 3, "name": "二等奖", "value": 200},
         ],
     )
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    c = bootstrap(
-        s,
-        clock=FixedClock(START),
-        engine=pg_engine,
-        redis_client=redis_server,
-        publisher=OutboxPublisher(s.outbox_dir),
-        sleep=lambda _: None,
-    )
-    yield c
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
+    return make_container(s, engine=pg_engine, publisher=OutboxPublisher(s.outbox_dir), sleep=lambda _: None)
 
 
 def admin() -> dict[str, str]:

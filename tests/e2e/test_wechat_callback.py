@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -78,14 +81,32 @@ def sign(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def query(client: TestClient, nonce: str = "461056294", **extra: str) -> dict[str, str]:
+_nonces = itertools.count(461056294)  # WeChat signs every callback with a new nonce; one is admitted once
+
+
+def query(client: TestClient, nonce: str | None = None, **extra: str) -> dict[str, str]:
+    nonce = nonce or str(next(_nonces))
     ts = str(int(client.app.state.container.clock.now().timestamp()))
     return {"signature": sign(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, **extra}
 
 
-def post(client: TestClient, xml: str, *, safe: bool = False, nonce: str = "461056294") -> Any:
+@contextmanager
+def in_mode(client: TestClient, *, safe: bool) -> Iterator[TestClient]:
+    """The client itself for safe mode; for plain mode the same service without an AES key (with one configured,
+    plain messages are refused)."""
+    if safe:
+        yield client
+        return
+    c = client.app.state.container
+    s = c.settings.model_copy(update={"wechat_aes_key": None})
+    with TestClient(create_app(bootstrap(s, clock=c.clock, engine=c.engine, redis_client=c.redis))) as plain:
+        yield plain
+
+
+def post(client: TestClient, xml: str, *, safe: bool = False, nonce: str | None = None) -> Any:
     """POST a message as WeChat does, in plain or safe mode."""
     q = query(client, nonce)
+    nonce = q["nonce"]
     body = xml
     if safe:
         envelope = xmltodict.parse(WeChatCrypto(TOKEN, AES_KEY, APP_ID).encrypt_message(xml, nonce, q["timestamp"]))
@@ -164,20 +185,22 @@ EXPECTED = {
 
 @pytest.mark.parametrize("safe", [False, True], ids=["plain", "safe"])
 def test_rank_reply_reads_real_points(seeded: TestClient, safe: bool) -> None:
-    for openid, text in EXPECTED.items():
-        assert content(post(seeded, TEXT.format(openid=openid, content="排名"), safe=safe), openid, safe=safe) == text
-    for word in ("积分", "rank", " RANK "):
-        r = post(seeded, TEXT.format(openid="oA", content=word), safe=safe)
-        assert content(r, "oA", safe=safe) == EXPECTED["oA"]
-    r = post(seeded, CLICK.format(openid="oD", key="MY_RANK"), safe=safe)
-    assert content(r, "oD", safe=safe) == EXPECTED["oD"]
+    with in_mode(seeded, safe=safe) as http:
+        for openid, text in EXPECTED.items():
+            assert content(post(http, TEXT.format(openid=openid, content="排名"), safe=safe), openid, safe=safe) == text
+        for word in ("积分", "rank", " RANK "):
+            r = post(http, TEXT.format(openid="oA", content=word), safe=safe)
+            assert content(r, "oA", safe=safe) == EXPECTED["oA"]
+        r = post(http, CLICK.format(openid="oD", key="MY_RANK"), safe=safe)
+        assert content(r, "oD", safe=safe) == EXPECTED["oD"]
 
 
 def test_rank_reply_falls_back_to_the_ledger_when_redis_is_down(seeded: TestClient) -> None:
     c = seeded.app.state.container
     # a Redis nobody listens on (no retries: redis-py's default backoff would spend ~4 s per call)
     dead = redis.Redis(host="127.0.0.1", port=1, decode_responses=True, retry=Retry(NoBackoff(), 0))
-    other = bootstrap(c.settings, clock=c.clock, engine=c.engine, redis_client=dead)
+    plain = c.settings.model_copy(update={"wechat_aes_key": None})
+    other = bootstrap(plain, clock=c.clock, engine=c.engine, redis_client=dead)
     with TestClient(create_app(other)) as down:
         for openid, text in EXPECTED.items():
             assert content(post(down, TEXT.format(openid=openid, content="排名")), openid) == text
@@ -185,6 +208,11 @@ def test_rank_reply_falls_back_to_the_ledger_when_redis_is_down(seeded: TestClie
 
 @pytest.mark.parametrize("safe", [False, True], ids=["plain", "safe"])
 def test_subscribe_help_and_silent_events(client: TestClient, safe: bool) -> None:
+    with in_mode(client, safe=safe) as http:
+        check_subscribe_help_and_silent_events(http, safe)
+
+
+def check_subscribe_help_and_silent_events(client: TestClient, safe: bool) -> None:
     welcome = content(post(client, SUBSCRIBE.format(openid="oNew"), safe=safe), "oNew", safe=safe)
     assert welcome.startswith("感谢关注“随手拍”！") and RULES in welcome and "前 2 名" in welcome
     for xml in (
@@ -203,13 +231,15 @@ def test_subscribe_help_and_silent_events(client: TestClient, safe: bool) -> Non
 
 
 def test_a_retried_message_gets_the_same_reply_and_changes_nothing(seeded: TestClient) -> None:
-    first = post(seeded, TEXT.format(openid="oB", content="排名"))
-    again = post(seeded, TEXT.format(openid="oB", content="排名"))
+    with in_mode(seeded, safe=False) as http:  # WeChat's retry: the same signed URL and the same body
+        first = post(http, TEXT.format(openid="oB", content="排名"), nonce="77")
+        again = post(http, TEXT.format(openid="oB", content="排名"), nonce="77")
     assert first.text == again.text and content(again, "oB") == EXPECTED["oB"]
 
 
 def test_reply_carries_the_clock_time(client: TestClient) -> None:
-    fields = reply(post(client, TEXT.format(openid="oX", content="hi")))
+    with in_mode(client, safe=False) as http:
+        fields = reply(post(http, TEXT.format(openid="oX", content="hi")))
     assert fields["CreateTime"] == str(int(client.app.state.container.clock.now().timestamp()))
 
 
@@ -256,6 +286,17 @@ def test_bad_signatures_are_403(client: TestClient) -> None:
 
 
 def test_malformed_messages_are_400(client: TestClient) -> None:
+    with in_mode(client, safe=False) as plain:
+        check_malformed_plain_messages(plain)
+    # a correctly signed Encrypt that is not a WeChat ciphertext
+    q = query(client)
+    q.update(encrypt_type="aes", msg_signature=sign(TOKEN, q["timestamp"], q["nonce"], "bm90IGNpcGhlcnRleHQ="))
+    body = b"<xml><ToUserName><![CDATA[toUser]]></ToUserName><Encrypt><![CDATA[bm90IGNpcGhlcnRleHQ=]]></Encrypt></xml>"
+    r = client.post("/wechat/callback", params=q, content=body)
+    assert r.status_code == 400 and r.json()["error"] == "bad_message"
+
+
+def check_malformed_plain_messages(client: TestClient) -> None:
     def raw(body: bytes, **extra: str) -> Any:
         return client.post("/wechat/callback", params=query(client, **extra), content=body)
 
@@ -263,17 +304,11 @@ def test_malformed_messages_are_400(client: TestClient) -> None:
     assert raw(b"not xml at all").status_code == 400
     assert raw(b"<xml><MsgType>text</MsgType></xml>").status_code == 400  # no FromUserName
     assert raw(TEXT.format(openid="o]]><x>", content="排名").encode()).status_code == 400  # not an openid
-    assert raw(b"<xml>" + b"<a>x</a>" * 10_000 + b"</xml>").status_code == 400  # too large
+    assert raw(b"<xml>" + b"<a>x</a>" * 10_000 + b"</xml>").status_code == 413  # too large (64 KiB)
     assert raw(b"\xff\xfe<xml/>").status_code == 400
     bomb = b'<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]><xml><c>&b;</c></xml>'
     assert raw(bomb).status_code == 400
     assert raw(b"<xml/>", encrypt_type="rsa").status_code == 400
-    # a correctly signed Encrypt that is not a WeChat ciphertext
-    q = query(client)
-    q.update(encrypt_type="aes", msg_signature=sign(TOKEN, q["timestamp"], q["nonce"], "bm90IGNpcGhlcnRleHQ="))
-    body = b"<xml><ToUserName><![CDATA[toUser]]></ToUserName><Encrypt><![CDATA[bm90IGNpcGhlcnRleHQ=]]></Encrypt></xml>"
-    r = client.post("/wechat/callback", params=q, content=body)
-    assert r.status_code == 400 and r.json()["error"] == "bad_message"
 
 
 def test_safe_mode_needs_its_settings(client: TestClient) -> None:

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.models import Citizen
 from rewards.web.console import csrf_token
-from tests.conftest import ADMIN_TOKEN, VALIDATOR_TOKEN, auth
+from tests.conftest import ADMIN_TOKEN, VALIDATOR_TOKEN, MakeContainer, auth
 from tests.fakes import publish_env
 from tests.fakes.publish_env import WEEK, close_w47, service
 from tests.fakes.wechat_server import WeChatServer
@@ -24,10 +24,10 @@ PUBLICATION = f"/api/v1/weeks/{WEEK}/publication"
 
 
 @pytest.fixture
-def outbox_container(container: Container, tmp_path: Path) -> Container:
+def outbox_container(container: Container, make_container: MakeContainer, tmp_path: Path) -> Container:
     """The service without WeChat credentials, its outbox in a temporary folder."""
     s = container.settings.model_copy(update={"outbox_dir": tmp_path / "outbox"})
-    return bootstrap(s, clock=container.clock, engine=container.engine, redis_client=container.redis)
+    return make_container(s, engine=container.engine)
 
 
 @pytest.fixture

@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import Engine
 
-from rewards.bootstrap import Container, bootstrap
-from rewards.clock import FixedClock, IsoWeek
+from rewards.bootstrap import Container
+from rewards.clock import IsoWeek
 from rewards.config import Settings
 from rewards.publish.port import Publisher
 from rewards.publish.service import PublishService
-from tests.conftest import flush_prefix, test_settings
+from tests.conftest import MakeContainer, test_settings
 from tests.fakes.ledger_seed import Person, add_citizens, add_entries
 from tests.fakes.wechat_server import WeChatServer
 
@@ -91,14 +90,9 @@ def wechat_settings(wx: WeChatServer, outbox: Path, **overrides: object) -> Sett
 
 
 @pytest.fixture
-def wx_container(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, wx: WeChatServer, tmp_path: Path
-) -> Iterator[Container]:
+def wx_container(db_engine: Engine, make_container: MakeContainer, wx: WeChatServer, tmp_path: Path) -> Container:
     """The real service (PostgreSQL and SQLite, real Redis) publishing to the stand-in; its jobs sleep instantly."""
-    s = wechat_settings(wx, tmp_path / "outbox")
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    yield bootstrap(s, clock=clock, engine=db_engine, redis_client=redis_server, sleep=Sleeper())
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
+    return make_container(wechat_settings(wx, tmp_path / "outbox"), engine=db_engine, sleep=Sleeper())
 
 
 def close_w47(container: Container, winners: int = 3) -> list[int]:

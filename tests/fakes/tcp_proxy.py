@@ -1,4 +1,8 @@
-"""A loopback TCP proxy that can drop every connection on demand: a service 'restart' or outage, for fault tests."""
+"""A loopback TCP proxy that can drop every connection on demand: a service 'restart' or outage, for fault tests.
+
+Subclasses may look at the bytes as they pass (`_relay`), e.g. `tests.fakes.pg_proxy.PgCommitDropper`, which lets
+PostgreSQL commit a transaction and then drops the connection before the client hears the reply.
+"""
 
 from __future__ import annotations
 
@@ -73,8 +77,18 @@ class TcpProxy:
                 self._pairs.append((client, upstream))
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
+    def _new_stream(self) -> object:
+        """Per-connection state handed to `_relay` (none here)."""
+        return None
+
+    def _relay(self, stream: object, from_client: bool, data: bytes, to: socket.socket) -> bool:
+        """Forward bytes read from one side to the other; return False to drop the connection."""
+        to.sendall(data)
+        return True
+
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         sockets = [a, b]
+        stream = self._new_stream()
         try:
             while not self._stop.is_set():
                 readable, _, _ = select.select(sockets, [], [], 0.5)
@@ -82,7 +96,8 @@ class TcpProxy:
                     data = s.recv(65536)
                     if not data:
                         return
-                    (b if s is a else a).sendall(data)
+                    if not self._relay(stream, s is a, data, b if s is a else a):
+                        return
         except (OSError, ValueError):
             return
         finally:

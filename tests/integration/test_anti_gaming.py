@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, SetBan, VoidCase
 from rewards.cases.models import Citizen
 from rewards.clock import FixedClock, IsoWeek, week_of
@@ -38,7 +37,7 @@ from rewards.leaderboard.check import check
 from rewards.leaderboard.ledger_standing import BANNED
 from rewards.leaderboard.service import MAX_LIMIT
 from rewards.scoring.ledger import total_for_citizen
-from tests.conftest import flush_prefix, test_settings, wipe
+from tests.conftest import MakeContainer, test_settings, wipe
 
 ACTOR = Actor("validator-1", "console")
 W47 = IsoWeek.parse("2026-W47")
@@ -52,17 +51,17 @@ _examples = itertools.count()
 
 
 @pytest.fixture
-def world(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[Any]:
-    """Builds a fresh container per example: an emptied database and a new Redis key prefix under this run's."""
+def world(pg_engine: Engine, make_container: MakeContainer) -> Callable[..., Container]:
+    """Builds a fresh container per example: an emptied database, a new Redis key prefix under this run's and its
+    own clock."""
     base = TZ_SETTINGS.leaderboard_key_prefix
 
     def make(**overrides: Any) -> Container:
         wipe(pg_engine)
         s = test_settings(leaderboard_key_prefix=f"{base}ag{next(_examples)}", **overrides)
-        return bootstrap(s, clock=FixedClock(MONDAY), engine=pg_engine, redis_client=redis_server)
+        return make_container(s, engine=pg_engine, clock=FixedClock(MONDAY))
 
-    yield make
-    flush_prefix(redis_server, base)
+    return make
 
 
 @dataclass

@@ -3,11 +3,12 @@ repairs it, losing Redis (flushed or killed) mid-stream of awards loses nothing.
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import Engine, select
 
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.models import Case, Citizen
 from rewards.clock import FixedClock
@@ -31,7 +32,7 @@ from rewards.leaderboard.rebuild import RebuildRunning, rebuild, send_pipelined
 from rewards.redis_client import make_redis
 from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.model import EntryFacts
-from tests.conftest import RUN_ID, START, flush_prefix, test_settings, unreachable, wipe
+from tests.conftest import RUN_ID, START, MakeContainer, flush_prefix, test_settings, unreachable, wipe
 from tests.integration.test_leaderboard_boards import Profile, expected_boards, ledgers, redis_boards
 
 ACTOR = Actor("validator-1", "console")
@@ -127,21 +128,17 @@ def assert_boards_equal_ledger(c: Container) -> None:
 
 
 @pytest.fixture
-def per_example(db_engine: Engine, redis_server: redis.Redis) -> Iterator[object]:
-    """A factory of fresh containers (empty database, private Redis prefix) for hypothesis examples."""
-    prefixes: list[str] = []
+def per_example(db_engine: Engine, make_container: MakeContainer) -> Callable[[], Container]:
+    """A factory of fresh containers (empty database, private Redis prefix, own clock) for hypothesis examples."""
+    examples = itertools.count()
 
     def make() -> Container:
         wipe(db_engine)
         s = test_settings()
-        prefix = f"{s.leaderboard_key_prefix}-r{len(prefixes)}"
-        prefixes.append(prefix)
-        s = s.model_copy(update={"leaderboard_key_prefix": prefix})
-        return bootstrap(s, clock=FixedClock(START), engine=db_engine, redis_client=redis_server)
+        s = s.model_copy(update={"leaderboard_key_prefix": f"{s.leaderboard_key_prefix}-r{next(examples)}"})
+        return make_container(s, engine=db_engine, clock=FixedClock(START))
 
-    yield make
-    for prefix in prefixes:
-        flush_prefix(redis_server, prefix)
+    return make
 
 
 CORRUPTIONS = ["drop_summary", "wrong_score", "stray_member", "missing_member", "replaced_member", "summary_points"]
@@ -250,12 +247,14 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("unreachable")
 
 
-def test_killing_redis_mid_stream_loses_nothing(db_engine: Engine, clock: FixedClock) -> None:
+def test_killing_redis_mid_stream_loses_nothing(
+    db_engine: Engine, clock: FixedClock, make_container: MakeContainer
+) -> None:
     port = free_port()
     server = start_redis(port)
     # no client-side retries with back-off: a dead server fails each after-commit effect at once
     client = redis.Redis(port=port, decode_responses=True, socket_timeout=2, retry=Retry(NoBackoff(), 0))
-    c = bootstrap(test_settings(), clock=clock, engine=db_engine, redis_client=client)
+    c = make_container(engine=db_engine, redis_client=client)
     try:
         for i in range(24):
             if i == 10:

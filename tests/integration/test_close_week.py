@@ -15,12 +15,13 @@ from redis.retry import Retry
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.clock import FixedClock, IsoWeek
 from rewards.config import Settings
 from rewards.errors import Conflict
 from rewards.leaderboard.snapshot import BOARD_DIFFERS, BOARD_MATCH, BOARD_UNAVAILABLE, canonical_bytes
 from rewards.leaderboard.weeks import WeekCloser, WeeklySnapshot, load_closed_week
+from tests.conftest import MakeContainer
 from tests.fakes.ledger_seed import Person, add_citizens, add_entries
 
 W47 = IsoWeek(2026, 47)
@@ -136,9 +137,9 @@ def test_racing_closes_store_one_snapshot(container: Container) -> None:
 
 @pytest.mark.parametrize("agrees", [True, False])
 def test_the_redis_board_is_compared_and_differences_recorded(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, settings: Settings, agrees: bool
+    db_engine: Engine, make_container: MakeContainer, clock: FixedClock, settings: Settings, agrees: bool
 ) -> None:
-    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=redis_server)
+    c = make_container(engine=db_engine)
     a, b, cc, _, _ = seed_w47(c)
     stub = BoardStub([(cc, 4), (b, 2), (a, 2)] if agrees else [(cc, 4), (a, 2), (b, 2)])
     closer = WeekCloser(c.db, clock, settings.tz, settings.timezone, c.program.prizes, stub)
@@ -168,10 +169,10 @@ def test_a_board_that_missed_an_entry_is_recorded_as_differing(container: Contai
 
 
 def test_without_a_readable_board_the_comparison_is_unavailable(
-    db_engine: Engine, clock: FixedClock, settings: Settings
+    db_engine: Engine, make_container: MakeContainer
 ) -> None:
     dead = redis.Redis(port=1, decode_responses=True, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
-    c = bootstrap(settings, clock=clock, engine=db_engine, redis_client=dead)
+    c = make_container(engine=db_engine, redis_client=dead)
     seed_w47(c)  # the ledger commits; the boards never see it
     closed = c.closer.close(W47)
     assert closed.created and closed.board_status == BOARD_UNAVAILABLE and closed.board_diff == []

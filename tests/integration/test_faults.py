@@ -9,18 +9,18 @@ from collections.abc import Iterator
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.clock import FixedClock
 from rewards.db import make_engine
 from rewards.health import CircuitBreaker
 from rewards.leaderboard.check import check
 from rewards.leaderboard.rebuild import rebuild
 from rewards.scoring.ledger import LedgerEntry
-from tests.conftest import REDIS_URL, START, auth, flush_prefix, test_settings, wipe
+from tests.conftest import REDIS_URL, MakeContainer, auth, flush_prefix, wipe
 from tests.fakes.tcp_proxy import TcpProxy
 
 
@@ -65,11 +65,10 @@ def wait_out_the_breaker(breaker: CircuitBreaker) -> None:
     assert not breaker.down
 
 
-def test_redis_down_during_verdicts_loses_nothing_and_boards_converge(pg_engine, redis_server, redis_proxy) -> None:  # type: ignore[no-untyped-def]
-    settings = test_settings()
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)
-    clock = FixedClock(START)
-    c = bootstrap(settings, clock=clock, engine=pg_engine, redis_client=flaky_redis(redis_proxy))
+def test_redis_down_during_verdicts_loses_nothing_and_boards_converge(
+    pg_engine: Engine, redis_proxy: TcpProxy, clock: FixedClock, make_container: MakeContainer
+) -> None:
+    c = make_container(engine=pg_engine, redis_client=flaky_redis(redis_proxy))
     http = TestClient(create_app(c))
     for i in range(12):
         assert http.post("/api/v1/cases", json=case_body(i, f"o{i % 3}"), headers=auth()).status_code == 201
@@ -96,30 +95,28 @@ def test_redis_down_during_verdicts_loses_nothing_and_boards_converge(pg_engine,
     assert status.ok and status.lag_rows == 0 and not c.projector.behind()
     assert check(c.db, c.boards).clean
     assert http.get("/api/v1/citizens/o1/standing", headers=auth()).json()["stale"] is False
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)
 
 
-def test_flushed_redis_is_repaired_by_rebuild(pg_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
-    settings = test_settings()
-    c = bootstrap(settings, clock=FixedClock(START), engine=pg_engine, redis_client=redis_server)
+def test_flushed_redis_is_repaired_by_rebuild(pg_engine: Engine, make_container: MakeContainer) -> None:
+    c = make_container(engine=pg_engine)
     http = TestClient(create_app(c))
     for i in range(5):
         http.post("/api/v1/cases", json=case_body(i, f"o{i}"), headers=auth())
         http.post(f"/api/v1/cases/F-{i}/verdict", json={"verdict": "valid"}, headers=auth())
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)  # Redis lost everything
+    flush_prefix(c.redis, c.settings.leaderboard_key_prefix)  # Redis lost everything
     assert not check(c.db, c.boards).clean
     rebuild(c.db, c.boards)
     assert check(c.db, c.boards).clean
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)
 
 
-def test_postgres_restart_mid_stream_fails_cleanly_and_retries_award_once(pg_url, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_restart_mid_stream_fails_cleanly_and_retries_award_once(
+    pg_url: str, make_container: MakeContainer
+) -> None:
     url = make_url(pg_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
     wipe(engine)
-    settings = test_settings()
-    c = bootstrap(settings, clock=FixedClock(START), engine=engine, redis_client=redis_server)
+    c = make_container(engine=engine)
     http = TestClient(create_app(c), raise_server_exceptions=False)
     try:
         for i in range(6):
@@ -144,4 +141,3 @@ def test_postgres_restart_mid_stream_fails_cleanly_and_retries_award_once(pg_url
     finally:
         proxy.close()
         engine.dispose()
-        flush_prefix(redis_server, settings.leaderboard_key_prefix)

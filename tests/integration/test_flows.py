@@ -7,16 +7,16 @@ import threading
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
 from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter, SetBan, VoidCase
 from rewards.cases.models import AuditEntry, CaseHistory
 from rewards.clock import FixedClock
 from rewards.errors import Conflict, Invalid, NotFound
 from rewards.scoring.ledger import LedgerEntry, total_for_citizen
-from tests.conftest import START, test_settings, wipe
+from tests.conftest import START, MakeContainer, test_settings, wipe
 from tests.fakes.sinks import RecordingSink
 
 ACTOR = Actor("validator-1", "console")
@@ -167,15 +167,8 @@ def test_history_keeps_every_accepted_step_and_late_events(container: Container)
         assert s.scalar(select(func.count(AuditEntry.id))) == 1
 
 
-def test_daily_limit_when_switched_on(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
-    clock = FixedClock(START)
-    c = bootstrap(
-        test_settings(daily_award_limit=2),
-        clock=clock,
-        engine=db_engine,
-        redis_client=redis_server,
-        sink=RecordingSink(),
-    )
+def test_daily_limit_when_switched_on(db_engine: Engine, clock: FixedClock, make_container: MakeContainer) -> None:
+    c = make_container(test_settings(daily_award_limit=2), engine=db_engine, sink=RecordingSink())
     for i in range(4):
         report(c, f"C{i}")
         clock.advance(minutes=1)
@@ -187,10 +180,10 @@ def test_daily_limit_when_switched_on(db_engine, redis_server) -> None:  # type:
     assert total(c) == 3
 
 
-def test_after_commit_only(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_after_commit_only(db_engine: Engine, make_container: MakeContainer) -> None:
     """A transaction that fails after scoring hands nothing to the boards and writes nothing."""
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=sink)
+    c = make_container(engine=db_engine, sink=sink)
     report(c, "C1")
     with pytest.raises(RuntimeError), c.uow() as uow:
         c.flows.verdict(uow, GiveVerdict("C1", "valid"), ACTOR)
@@ -200,9 +193,9 @@ def test_after_commit_only(db_engine, redis_server) -> None:  # type: ignore[no-
     assert len(sink.entries) == 1 and sink.entries[0].points == 1
 
 
-def test_ban_is_audited_and_tells_the_boards(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_ban_is_audited_and_tells_the_boards(db_engine: Engine, make_container: MakeContainer) -> None:
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=sink)
+    c = make_container(engine=db_engine, sink=sink)
     report(c, "C1")
     for banned in (True, True, False):
         with c.uow() as uow:
@@ -212,11 +205,11 @@ def test_ban_is_audited_and_tells_the_boards(db_engine, redis_server) -> None:  
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(order=st.permutations(list(range(6))), voids=st.sets(st.integers(0, 5)))
-def test_totals_do_not_depend_on_event_order(db_engine, redis_server, order, voids) -> None:  # type: ignore[no-untyped-def]
+def test_totals_do_not_depend_on_event_order(
+    db_engine: Engine, make_container: MakeContainer, order: list[int], voids: set[int]
+) -> None:
     wipe(db_engine)
-    c = bootstrap(
-        test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=RecordingSink()
-    )
+    c = make_container(engine=db_engine, clock=FixedClock(START), sink=RecordingSink())  # a fresh clock per example
     for i in range(6):
         report(c, f"C{i}", openid=f"o{i % 2}", category="manhole_cover" if i % 3 == 0 else "street_lamp")
         c.clock.advance(minutes=1)  # type: ignore[attr-defined]
@@ -235,9 +228,9 @@ def test_totals_do_not_depend_on_event_order(db_engine, redis_server, order, voi
     assert got == expected
 
 
-def test_the_same_verdict_from_eight_workers_awards_once(pg_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_verdict_from_eight_workers_awards_once(pg_engine: Engine, make_container: MakeContainer) -> None:
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, sink=sink)
+    c = make_container(engine=pg_engine, sink=sink)
     report(c, "C1")
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -261,10 +254,10 @@ def test_the_same_verdict_from_eight_workers_awards_once(pg_engine, redis_server
         assert s.scalar(select(func.count(CaseHistory.id)).where(CaseHistory.status == "filed")) == 1
 
 
-def test_first_reports_of_one_new_citizen_at_once_create_one_citizen(pg_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
-    c = bootstrap(
-        test_settings(), clock=FixedClock(START), engine=pg_engine, redis_client=redis_server, sink=RecordingSink()
-    )
+def test_first_reports_of_one_new_citizen_at_once_create_one_citizen(
+    pg_engine: Engine, make_container: MakeContainer
+) -> None:
+    c = make_container(engine=pg_engine, sink=RecordingSink())
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -288,9 +281,9 @@ def test_first_reports_of_one_new_citizen_at_once_create_one_citizen(pg_engine, 
         assert s.scalar(select(func.count(Case.id))) == 8
 
 
-def test_verification_and_district_changes_reach_the_boards(db_engine, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_verification_and_district_changes_reach_the_boards(db_engine: Engine, make_container: MakeContainer) -> None:
     sink = RecordingSink()
-    c = bootstrap(test_settings(), clock=FixedClock(START), engine=db_engine, redis_client=redis_server, sink=sink)
+    c = make_container(engine=db_engine, sink=sink)
     with c.uow() as uow:
         c.flows.report(
             uow, ReportCase("C1", "street_lamp", START, Reporter("o1", verified=False), district="城关区"), ACTOR

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.models import Case, Citizen
 from rewards.clock import IsoWeek
 from rewards.errors import NotFound
@@ -21,7 +21,7 @@ from rewards.leaderboard.schemas import ScopeStandingOut
 from rewards.leaderboard.service import STALE
 from rewards.prizes import PrizeTable, PrizeTier
 from rewards.scoring.ledger import LedgerEntry
-from tests.conftest import START, wipe
+from tests.conftest import START, MakeContainer, wipe
 
 WEEK, LAST_WEEK = "2026-W48", "2026-W47"
 N = 6
@@ -114,10 +114,12 @@ def test_ledger_standing_matches_the_ranking_model(
         assert ledger_standing(session, prizes, "unknown", WEEK) is None
 
 
-def test_a_standing_falls_back_to_the_ledger_when_the_boards_fail(container: Container) -> None:
+def test_a_standing_falls_back_to_the_ledger_when_the_boards_fail(
+    container: Container, make_container: MakeContainer
+) -> None:
     ids = seed(container, [(True, False)] * 2, [(0, 2, 1, True), (1, 3, 2, True), (0, 1, 0, False)])
     dead = redis.Redis(host="127.0.0.1", port=1, decode_responses=True, retry=Retry(NoBackoff(), 0))
-    down = bootstrap(container.settings, clock=container.clock, engine=container.engine, redis_client=dead)
+    down = make_container(engine=container.engine, redis_client=dead)
     got = down.leaderboard.standing("o0", week=IsoWeek.from_text(WEEK))  # the boards raise: the ledger answers
     # all time 3 each: o0 reached 3 at minute 1, o1 at minute 2, so o0 ranks first
     assert placing(got.weekly) == Placing(2, 2) and placing(got.all_time) == Placing(3, 1)

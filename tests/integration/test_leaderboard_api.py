@@ -18,11 +18,10 @@ from sqlalchemy import Engine, update
 from rewards.app import create_app
 from rewards.bootstrap import Container, bootstrap
 from rewards.cases.models import Citizen
-from rewards.clock import FixedClock
 from rewards.config import Settings
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.check import check
-from tests.conftest import auth, flush_prefix, test_settings
+from tests.conftest import MakeContainer, auth, flush_prefix, test_settings
 from tests.integration.test_check_rebuild import award, void
 
 TIERS = [
@@ -157,9 +156,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_redis_down_boards_are_503_and_a_standing_comes_from_the_ledger(db_engine: Engine, clock: FixedClock) -> None:
+def test_redis_down_boards_are_503_and_a_standing_comes_from_the_ledger(
+    db_engine: Engine, make_container: MakeContainer
+) -> None:
     dead = redis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
-    c = bootstrap(test_settings(), clock=clock, engine=db_engine, redis_client=dead)
+    c = make_container(test_settings(), engine=db_engine, redis_client=dead)  # the default prize table
     with TestClient(create_app(c)) as http:
         award(c, "C1", "o1")  # the ledger commits; the boards' effect fails and is logged
         r = http.get("/api/v1/leaderboards/weekly")
@@ -186,6 +187,8 @@ def test_embedded_redis_is_rebuilt_from_the_ledger_once_and_shared(
 ) -> None:
     populate(container)
     embedded = test_settings(prize_tiers=TIERS, redis_url=None, data_dir=tmp_path / "var")
+    # bootstrap itself, not make_container: what is tested is that it starts (or joins) the embedded Redis from
+    # Settings, and the factory always hands over the shared test server
     first = bootstrap(embedded, clock=container.clock, engine=db_engine)  # starts the data dir's redis-server
     report = first.prepare()  # a new embedded Redis holds no boards: they are rebuilt from the ledger
     assert report is not None and (report.citizens, report.entries) == (6, 11)

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter
 from rewards.cases.geo import haversine_m
 from rewards.cases.models import Case, Citizen
-from tests.conftest import test_settings
+from tests.conftest import MakeContainer, test_settings
 
 API = "/open311/v2"
 KEY = "test-open311-key"
@@ -132,9 +132,8 @@ def test_errors_use_the_spec_format(client: Any, container: Container) -> None:
     assert "jurisdiction_id" in spec_error(client, "GET", "services", 404, params={"jurisdiction_id": "bj"})
 
 
-def test_a_configured_jurisdiction_is_accepted(container: Container) -> None:
-    settings = test_settings(open311_jurisdiction_id="shanghai.pudong")
-    c = bootstrap(settings, clock=container.clock, engine=container.engine, redis_client=container.redis)
+def test_a_configured_jurisdiction_is_accepted(container: Container, make_container: MakeContainer) -> None:
+    c = make_container(test_settings(open311_jurisdiction_id="shanghai.pudong"), engine=container.engine)
     with TestClient(create_app(c)) as http:
         assert http.get(f"{API}/services.json", params={"jurisdiction_id": "shanghai.pudong"}).status_code == 200
         assert http.get(f"{API}/services.json", params={"jurisdiction_id": "beijing"}).status_code == 404

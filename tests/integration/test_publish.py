@@ -6,17 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import Engine
 
-from rewards.bootstrap import Container, bootstrap
-from rewards.clock import FixedClock
+from rewards.bootstrap import Container
 from rewards.errors import Conflict
 from rewards.locks import Lease
 from rewards.publish.models import FAILED, PUBLISHED, SUBMITTED
 from rewards.publish.outbox import OutboxPublisher
 from rewards.publish.render import CONTENT_MAX
-from tests.conftest import flush_prefix
+from tests.conftest import MakeContainer
 from tests.fakes import publish_env
 from tests.fakes.publish_env import WEEK, Sleeper, close_w47, service, wechat_settings
 from tests.fakes.wechat_server import WeChatServer
@@ -47,12 +45,11 @@ def test_a_normal_week_publishes_once_with_the_right_content(wx_container: Conta
     assert (again.state, again.attempts, len(wx.calls)) == (PUBLISHED, 1, calls)
 
 
-def test_without_credentials_the_outbox_publishes(container: Container, tmp_path: Path) -> None:
-    c = bootstrap(
-        container.settings.model_copy(update={"outbox_dir": tmp_path / "outbox"}),
-        clock=container.clock,
-        engine=container.engine,
-        redis_client=container.redis,
+def test_without_credentials_the_outbox_publishes(
+    container: Container, make_container: MakeContainer, tmp_path: Path
+) -> None:
+    c = make_container(
+        container.settings.model_copy(update={"outbox_dir": tmp_path / "outbox"}), engine=container.engine
     )
     assert isinstance(c.publisher, OutboxPublisher)
     close_w47(c, winners=2)
@@ -131,11 +128,9 @@ def test_a_dropped_answer_never_duplicates_the_draft_or_the_post(
 
 
 def test_a_timeout_waits_for_the_slow_call_and_adopts_its_draft(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, wx: WeChatServer, tmp_path: Path
+    db_engine: Engine, make_container: MakeContainer, wx: WeChatServer, tmp_path: Path
 ) -> None:
-    s = wechat_settings(wx, tmp_path, wechat_timeout_seconds=0.3)
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    c = bootstrap(s, clock=clock, engine=db_engine, redis_client=redis_server)
+    c = make_container(wechat_settings(wx, tmp_path, wechat_timeout_seconds=0.3), engine=db_engine)
     close_w47(c)
     wx.inject("draft/add", "slow", 1.0)
     pub = service(c, Sleeper(wx)).publish(WEEK)
@@ -192,11 +187,9 @@ def test_a_second_process_is_turned_away_while_one_publishes(wx_container: Conta
 
 
 def test_a_missing_cover_image_fails_with_the_reason(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, wx: WeChatServer, tmp_path: Path
+    db_engine: Engine, make_container: MakeContainer, wx: WeChatServer, tmp_path: Path
 ) -> None:
-    s = wechat_settings(wx, tmp_path, wechat_cover_image=tmp_path / "nope.jpg")
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    c = bootstrap(s, clock=clock, engine=db_engine, redis_client=redis_server)
+    c = make_container(wechat_settings(wx, tmp_path, wechat_cover_image=tmp_path / "nope.jpg"), engine=db_engine)
     close_w47(c)
     pub = service(c).publish(WEEK)
     assert pub.state == FAILED and "cannot read image" in (pub.error_message or "") and "nope.jpg" in pub.error_message

@@ -8,15 +8,13 @@ import threading
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import Engine
 
-from rewards.bootstrap import Container, bootstrap
-from rewards.clock import FixedClock
+from rewards.bootstrap import Container
 from rewards.publish.models import FAILED
 from rewards.publish.port import TERMINAL, TRANSIENT, PublishError
 from rewards.publish.wechat import WeChatPublisher
-from tests.conftest import flush_prefix
+from tests.conftest import MakeContainer
 from tests.fakes import publish_env
 from tests.fakes.publish_env import WEEK, close_w47, service
 from tests.fakes.wechat_server import WeChatServer
@@ -72,11 +70,9 @@ def test_a_refused_token_is_replaced_once_for_everyone(wx_container: Container, 
 
 
 def test_a_wrong_secret_fails_the_publication_with_wechats_code(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, wx: WeChatServer, tmp_path: Path
+    db_engine: Engine, make_container: MakeContainer, wx: WeChatServer, tmp_path: Path
 ) -> None:
-    s = publish_env.wechat_settings(wx, tmp_path, wechat_app_secret="not-the-secret")
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    c = bootstrap(s, clock=clock, engine=db_engine, redis_client=redis_server)
+    c = make_container(publish_env.wechat_settings(wx, tmp_path, wechat_app_secret="not-the-secret"), engine=db_engine)
     with pytest.raises(PublishError) as err:
         c.publisher.refresh_token()
     assert (err.value.kind, err.value.code) == (TERMINAL, 40125)
@@ -86,14 +82,13 @@ def test_a_wrong_secret_fails_the_publication_with_wechats_code(
 
 
 def test_an_unreachable_api_is_retried_a_bounded_number_of_times(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, wx: WeChatServer, tmp_path: Path
+    db_engine: Engine, make_container: MakeContainer, wx: WeChatServer, tmp_path: Path
 ) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     s = publish_env.wechat_settings(wx, tmp_path, wechat_api_base=f"http://127.0.0.1:{port}/cgi-bin/")
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    c = bootstrap(s, clock=clock, engine=db_engine, redis_client=redis_server)
+    c = make_container(s, engine=db_engine)
     with pytest.raises(PublishError) as err:
         c.publisher.upload_content_image("banner.png", b"\x89PNG")
     assert err.value.kind == TRANSIENT  # refused: the request never left, so retrying is safe

@@ -19,14 +19,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
+from rewards.bootstrap import Container
 from rewards.clock import FixedClock
 from rewards.config import Settings
 from rewards.errors import TooManyRequests
 from rewards.health import CircuitBreaker
 from rewards.http.ratelimit import Limit, RateLimiter, counter_key, public_rate_limit, window_at
 from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
-from tests.conftest import START, flush_prefix, test_settings
+from tests.conftest import START, MakeContainer, flush_prefix, test_settings
 
 
 def dead_redis() -> redis.Redis:
@@ -124,8 +124,8 @@ def settings_(redis_server: redis.Redis) -> Settings:
     return test_settings(rate_limit_per_ip=6, rate_limit_per_citizen=2, rate_limit_sign_in_per_ip=2)
 
 
-def test_public_dependency_over_http(container: Container, settings_: Settings) -> None:
-    c = bootstrap(settings_, clock=container.clock, engine=container.engine, redis_client=container.redis)
+def test_public_dependency_over_http(container: Container, make_container: MakeContainer, settings_: Settings) -> None:
+    c = make_container(settings_, engine=container.engine)
     app = _app(c)
     with TestClient(app, client=("10.1.0.1", 5000)) as one, TestClient(app, client=("10.1.0.2", 5000)) as two:
         for _ in range(6):
@@ -142,8 +142,10 @@ def test_public_dependency_over_http(container: Container, settings_: Settings) 
         assert two.get("/public").status_code == 200  # same IP (5th hit of 6), another citizen
 
 
-def test_sign_in_and_callback_routes_are_limited(container: Container, settings_: Settings) -> None:
-    c = bootstrap(settings_, clock=container.clock, engine=container.engine, redis_client=container.redis)
+def test_sign_in_and_callback_routes_are_limited(
+    container: Container, make_container: MakeContainer, settings_: Settings
+) -> None:
+    c = make_container(settings_, engine=container.engine)
     with TestClient(create_app(c), client=("10.2.0.1", 5000)) as http:
         for _ in range(2):
             assert http.post("/auth/console/login", headers={"Authorization": "Bearer guess"}).status_code == 401
@@ -155,20 +157,22 @@ def test_sign_in_and_callback_routes_are_limited(container: Container, settings_
         assert http.get("/wechat/callback", params={"signature": "0" * 40}).status_code == 429  # guessing
 
 
-def test_the_app_fails_open_without_redis(container: Container) -> None:
+def test_the_app_fails_open_without_redis(container: Container, make_container: MakeContainer) -> None:
     s = test_settings(rate_limit_sign_in_per_ip=1, dev_login=True)
-    down = bootstrap(s, clock=container.clock, engine=container.engine, redis_client=dead_redis())
+    down = make_container(s, engine=container.engine, redis_client=dead_redis())
     with TestClient(create_app(down)) as http:
         for _ in range(3):
             r = http.get("/auth/dev-login", params={"openid": "oDev"}, follow_redirects=False)
             assert r.status_code == 303
 
 
-def test_a_noisy_citizen_is_told_to_slow_down_in_wechat(container: Container, settings_: Any) -> None:
+def test_a_noisy_citizen_is_told_to_slow_down_in_wechat(
+    container: Container, make_container: MakeContainer, settings_: Any
+) -> None:
     import hashlib
 
     s = settings_.model_copy(update={"wechat_token": SecretStr("tok")})
-    c = bootstrap(s, clock=container.clock, engine=container.engine, redis_client=container.redis)
+    c = make_container(s, engine=container.engine)
     ts = str(int(container.clock.now().timestamp()))
     q = {
         "signature": hashlib.sha1("".join(sorted(["tok", ts, "n"])).encode()).hexdigest(),

@@ -11,19 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import redis
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, func, select
 
-from rewards.bootstrap import Container, bootstrap
-from rewards.clock import FixedClock
+from rewards.bootstrap import Container
 from rewards.errors import ConfigError
 from rewards.leaderboard.weeks import WeeklySnapshot
 from rewards.locks import Lease
 from rewards.publish.models import FAILED, PUBLISHED, Publication
 from rewards.publish.scheduler import build_scheduler
-from tests.conftest import flush_prefix, test_settings
+from tests.conftest import MakeContainer, test_settings
 from tests.fakes import publish_env
 from tests.fakes.publish_env import WEEK, CrashingPublisher, SimulatedCrash, close_w47, service
 from tests.fakes.wechat_server import WeChatServer
@@ -48,9 +46,10 @@ def test_the_real_scheduler_has_its_triggers_in_the_program_time_zone(container:
     assert jobs["resume-publications"].trigger.interval.total_seconds() == 60  # every minute (a requested retry)
 
 
-def test_a_bad_cron_expression_is_a_clear_configuration_error(container: Container) -> None:
-    broken = bootstrap(test_settings(publish_cron="every monday"), clock=container.clock, engine=container.engine,
-                       redis_client=container.redis)  # fmt: skip
+def test_a_bad_cron_expression_is_a_clear_configuration_error(
+    container: Container, make_container: MakeContainer
+) -> None:
+    broken = make_container(test_settings(publish_cron="every monday"), engine=container.engine)
     with pytest.raises(ConfigError, match="REWARDS_PUBLISH_CRON"):
         build_scheduler(broken.jobs, BackgroundScheduler())
 
@@ -116,11 +115,11 @@ def test_the_resume_job_finishes_a_crashed_run_and_leaves_failed_ones_alone(
 
 
 def test_two_schedulers_racing_produce_one_publication(
-    db_engine: Engine, redis_server: redis.Redis, clock: FixedClock, wx: WeChatServer, tmp_path: Path
+    db_engine: Engine, make_container: MakeContainer, wx: WeChatServer, tmp_path: Path
 ) -> None:
     settings = publish_env.wechat_settings(wx, tmp_path)
-    flush_prefix(redis_server, settings.leaderboard_key_prefix)  # no access token cached by an earlier test
-    containers = [bootstrap(settings, clock=clock, engine=db_engine, redis_client=redis_server) for _ in range(2)]
+    # the factory wipes the prefix before the first one: no access token cached by an earlier test
+    containers = [make_container(settings, engine=db_engine) for _ in range(2)]
     assert containers[0].publisher is not containers[1].publisher  # two processes, two WeChat clients
     close_w47(containers[0])
     done = threading.Semaphore(0)

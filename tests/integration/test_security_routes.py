@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -22,10 +20,9 @@ from sqlalchemy import Engine
 
 from intake_adapter.auth import signature as hmac_signature
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
-from rewards.clock import FixedClock
+from rewards.bootstrap import Container
 from rewards.http.session import CITIZEN_COOKIE, CitizenSession, SessionCodec
-from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, START, VALIDATOR_TOKEN, flush_prefix, test_settings
+from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, VALIDATOR_TOKEN, MakeContainer, test_settings
 
 PUBLISHER_TOKEN = "test-publisher-token"
 WECHAT_TOKEN = "test-wechat-token"
@@ -57,6 +54,9 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/auth/session"): "tells a browser who it is signed in as (its own data)",
     ("GET", "/console/login"): "the console's sign-in form",
     ("GET", "/healthz"): "liveness probe",
+    ("GET", "/favicon.ico"): "the site icon",
+    ("GET", "/readyz"): "readiness probe: names of the checks and why one fails, no hosts or errors",
+    ("GET", "/metrics"): "bearer REWARDS_METRICS_TOKEN or loopback only (tests/integration/test_observability.py)",
     ("GET", "/openapi.json"): "API description",
     ("GET", "/docs"): "API description",
     ("GET", "/docs/oauth2-redirect"): "API description",
@@ -65,6 +65,9 @@ PUBLIC: dict[tuple[str, str], str] = {
 # Public routes that may skip the per-IP limit: static, trivial or limited inside the handler.
 UNLIMITED = {
     ("GET", "/healthz"),
+    ("GET", "/favicon.ico"),  # a static file
+    ("GET", "/readyz"),  # probed by load balancers; answers from bounded checks
+    ("GET", "/metrics"),  # scraped by Prometheus; refused unless loopback or the metrics token
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
@@ -171,11 +174,8 @@ def security_settings(**overrides: Any) -> Any:
 
 
 @pytest.fixture
-def sec(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[Container]:
-    s = security_settings()
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    yield bootstrap(s, clock=FixedClock(START), engine=pg_engine, redis_client=redis_server)
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
+def sec(pg_engine: Engine, make_container: MakeContainer) -> Container:
+    return make_container(security_settings(), engine=pg_engine)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -315,11 +315,9 @@ def test_public_routes_are_rate_limited(sec: Container) -> None:
 
 
 @pytest.fixture
-def low_limits(pg_engine: Engine, redis_server: redis.Redis) -> Iterator[Container]:
+def low_limits(pg_engine: Engine, make_container: MakeContainer) -> Container:
     s = security_settings(rate_limit_per_ip=3, rate_limit_per_citizen=2, rate_limit_window_seconds=60)
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    yield bootstrap(s, clock=FixedClock(START), engine=pg_engine, redis_client=redis_server)
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
+    return make_container(s, engine=pg_engine)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import xmltodict
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -27,12 +26,11 @@ from wechatpy.crypto import WeChatCrypto
 from intake_adapter import auth as intake_auth
 from intake_adapter import open311_submit
 from rewards.app import create_app
-from rewards.bootstrap import Container, bootstrap
-from rewards.clock import FixedClock
+from rewards.bootstrap import Container
 from rewards.http import auth as api_auth
 from rewards.http import session
 from rewards.web import console, oauth, wechat
-from tests.conftest import START, flush_prefix, test_settings
+from tests.conftest import START, MakeContainer, test_settings
 from tests.fakes.publish_env import Sleeper, close_w47, service
 from tests.fakes.wechat_oauth import OAuthStandIn, serve
 from tests.fakes.wechat_server import WeChatServer
@@ -131,6 +129,7 @@ def oauth_stand_in() -> Iterator[tuple[OAuthStandIn, str]]:
     server, base = serve(state)
     yield state, base
     server.shutdown()
+    server.server_close()  # shutdown() only stops the loop; the listening socket would be left to the GC
 
 
 @pytest.fixture
@@ -160,15 +159,12 @@ def secret_settings(oauth_base: str, wx: WeChatServer, tmp_path: Path, **overrid
 @pytest.fixture
 def sc(
     pg_engine: Engine,
-    redis_server: redis.Redis,
+    make_container: MakeContainer,
     oauth_stand_in: tuple[OAuthStandIn, str],
     wx: WeChatServer,
     tmp_path: Path,
-) -> Iterator[Container]:
-    s = secret_settings(oauth_stand_in[1], wx, tmp_path)
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
-    yield bootstrap(s, clock=FixedClock(START), engine=pg_engine, redis_client=redis_server)
-    flush_prefix(redis_server, s.leaderboard_key_prefix)
+) -> Container:
+    return make_container(secret_settings(oauth_stand_in[1], wx, tmp_path), engine=pg_engine)
 
 
 def oauth_sign_in(http: TestClient, stand_in: OAuthStandIn, code: str, openid: str) -> Any:
@@ -185,10 +181,10 @@ def set_cookies(response: Any) -> list[str]:
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:8000", "https://ssp.example.gov.cn"])
 def test_every_cookie_is_signed_http_only_and_same_site(
-    sc: Container, oauth_stand_in: tuple[OAuthStandIn, str], base_url: str
+    sc: Container, make_container: MakeContainer, oauth_stand_in: tuple[OAuthStandIn, str], base_url: str
 ) -> None:
     s = sc.settings.model_copy(update={"public_base_url": base_url, "dev_login": True})
-    c = bootstrap(s, clock=sc.clock, engine=sc.engine, redis_client=sc.redis)
+    c = make_container(s, engine=sc.engine)
     stand_in = oauth_stand_in[0]
     with TestClient(create_app(c), base_url=base_url.replace("127.0.0.1:8000", "testserver")) as http:
         responses = {

@@ -9,17 +9,15 @@ from dataclasses import dataclass, field
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
-from rewards.bootstrap import bootstrap
 from rewards.cases import lifecycle as lc
 from rewards.cases.commands import Actor, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.models import Case
 from rewards.clock import FixedClock, week_of
-from rewards.db import make_engine
 from rewards.errors import DomainError
 from rewards.scoring.ledger import LedgerEntry
-from tests.conftest import START, test_settings, wipe
+from tests.conftest import START, MakeContainer, test_settings, wipe
 from tests.fakes.sinks import RecordingSink
 
 EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "200"))
@@ -50,22 +48,23 @@ class LoopMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        engine = self.engine  # class-level, created once per test run
-        wipe(engine)
+        run = type(self)  # through the class: a function read through an instance would be bound to it
+        assert run.engine is not None and run.make_container is not None, "set by the test function"
+        wipe(run.engine)
         self.clock = FixedClock(START)
         self.sink = RecordingSink()
-        self.c = bootstrap(
+        self.c = run.make_container(
             test_settings(categories=[{"code": k, "name": k, "points": v} for k, v in CATEGORIES.items()]),
+            engine=run.engine,
             clock=self.clock,
-            engine=engine,
-            redis_client=self.redis,
             sink=self.sink,
         )
         self.m = Model()
         self.done: list[ReportCase | GiveVerdict | VoidCase] = []  # successful commands, for replay
 
-    engine = None  # set by the test function
-    redis = None
+    # set by the test function: one engine and one container factory per test run, a fresh container per example
+    engine: Engine | None = None
+    make_container: MakeContainer | None = None
 
     # --- helpers -------------------------------------------------------------------------------------
     def week(self) -> str:
@@ -225,10 +224,9 @@ class LoopMachine(RuleBasedStateMachine):
         assert len(ids) == len(set(ids)) == len(self.m.ledger)
 
 
-def test_incentive_loop_against_model(pg_url: str, redis_server) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(pg_url)
-    LoopMachine.engine = engine
-    LoopMachine.redis = redis_server
+def test_incentive_loop_against_model(pg_engine: Engine, make_container: MakeContainer) -> None:
+    LoopMachine.engine = pg_engine
+    LoopMachine.make_container = make_container
     try:
         run_state_machine_as_test(
             LoopMachine,
@@ -240,4 +238,4 @@ def test_incentive_loop_against_model(pg_url: str, redis_server) -> None:  # typ
             ),
         )
     finally:
-        engine.dispose()
+        LoopMachine.engine = LoopMachine.make_container = None

@@ -70,7 +70,11 @@ CHANGES: dict[str, Callable[[], dict[str, object]]] = {
     "categories": lambda: {"categories": lamp_points(3)},
     "daily_award_limit": lambda: {"daily_award_limit": 1},
     "prize_tiers": lambda: {
-        "prize_tiers": [PrizeTier(1, 1, "一等奖", 800), PrizeTier(2, 10, "二等奖", 100), PrizeTier(11, 50, "参与奖", 20)]
+        "prize_tiers": [
+            PrizeTier(1, 1, "一等奖", 800),
+            PrizeTier(2, 10, "二等奖", 100),
+            PrizeTier(11, 50, "参与奖", 20),
+        ]
     },
     "timezone": lambda: {"timezone": "Europe/London"},
 }
@@ -92,6 +96,7 @@ def test_a_rule_setting_changes_behaviour_and_text_together(name: str) -> None:
 
 def test_the_engine_and_the_text_share_one_rules_object() -> None:
     settings = load_settings(database_url="sqlite://", daily_award_limit=2)
+    # bootstrap itself, not make_container: a unit test of the wiring, with no database or Redis server behind it
     services = bootstrap(settings, redis_client=redis.Redis(host="127.0.0.1", port=1))  # no Redis call is made
     assert services.scoring.rules is services.program.rules
     assert services.leaderboard.prizes == services.program.prizes == settings.prize_table
