@@ -158,7 +158,7 @@ def seed(http: TestClient, c: Container) -> list[str]:
 
 def rank_reply(http: TestClient, openid: str) -> dict[str, str]:
     """The WeChat rank reply to a citizen (plain mode): its fields."""
-    ts, nonce = "1795572000", "n"
+    ts, nonce = "1795572000", f"n-{openid}"  # a signed (timestamp, nonce) is admitted once: one per message
     q = {"signature": hashlib.sha1("".join(sorted([WECHAT_TOKEN, ts, nonce])).encode()).hexdigest()}
     q |= {"timestamp": ts, "nonce": nonce}
     xml = (
