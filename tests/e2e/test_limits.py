@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,15 +40,16 @@ CONCURRENCY = 8
 WAIT_S = 30.0  # how long a client waits for the server before calling it stuck (generous: a shared 2-CPU box)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def limits_settings() -> Settings:
     return test_settings(wechat_token="test-wechat-token", dev_login=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served(
-    pg_url: str, pg_engine: Engine, redis_server: redis.Redis, limits_settings: Settings, tmp_path: Path
+    pg_url: str, redis_server: redis.Redis, limits_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RewardsService]:
+    """One `rewards serve` for the module (each start costs seconds); the tests only read and refuse."""
     s = limits_settings
     flush_prefix(redis_server, s.leaderboard_key_prefix)
     env = {
@@ -67,7 +67,7 @@ def served(
         "REWARDS_SERVER_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_S),
         "REWARDS_SERVER_LIMIT_CONCURRENCY": str(CONCURRENCY),
     }
-    service = RewardsService(env, tmp_path / "serve.log", via_cli=True)
+    service = RewardsService(env, tmp_path_factory.mktemp("serve") / "serve.log", via_cli=True)
     try:
         yield service
     finally:
