@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 from rewards.bootstrap import Container
 from rewards.cases import lifecycle as lc
 from rewards.cases.commands import Actor, CaseCommand, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
-from rewards.cases.models import Case
+from rewards.cases.models import Case, Citizen
 from rewards.clock import FixedClock, IsoWeek, week_of
 from rewards.flows import CaseFlows
+from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.service import ScoringService
 
 DISTRICTS: dict[str, tuple[float, float]] = {  # district -> (lat, lon) of its centre, GCJ-02 as WeChat maps give
@@ -139,6 +140,20 @@ def is_seeded(container: Container) -> bool:
     """Return True when the database already holds cases."""
     with container.read() as session:
         return bool(session.scalar(select(func.count(Case.id))))
+
+
+def showcase_citizen(container: Container) -> str | None:
+    """The openid to sign in as first: this week's leading verified citizen (else anyone with points)."""
+    week = str(week_of(container.clock.now(), container.settings.tz))
+    points = func.sum(LedgerEntry.points)
+    with container.read() as session:
+        for this_week_only in (True, False):
+            stmt = select(Citizen.openid).join(LedgerEntry, LedgerEntry.citizen_id == Citizen.id)
+            stmt = stmt.where(Citizen.verified.is_(True), LedgerEntry.week == week) if this_week_only else stmt
+            found = session.scalar(stmt.group_by(Citizen.id, Citizen.openid).order_by(points.desc(), Citizen.id))
+            if found is not None:
+                return found
+    return None
 
 
 def first_week(now: datetime, container: Container, weeks: int) -> IsoWeek:

@@ -18,7 +18,7 @@ from rewards.bootstrap import Container
 from rewards.cli.common import fail, open_container
 from rewards.clock import week_of
 from rewards.config import Settings, load_settings
-from rewards.demo import DemoPlan, is_seeded, seed
+from rewards.demo import DemoPlan, is_seeded, seed, showcase_citizen
 from rewards.errors import ConfigError
 
 DEFAULT_PLAN = DemoPlan()
@@ -54,10 +54,15 @@ def register(app: typer.Typer) -> None:
             typer.echo("Run `rewards demo` (same folder) to serve this data: it is reused, not seeded again.")
             return
         container.start_projector()
-        ready = ready_text(f"http://{display_host(host)}:{port}", token, container.settings)
+        who = showcase_citizen(container) or "demo-openid-00001"
+        ready = ready_text(f"http://{display_host(host)}:{port}", token, who, container.settings)
         server = uvicorn.Server(uvicorn.Config(create_app(container), host=host, port=port, log_level="warning"))
         threading.Thread(target=announce_when_listening, args=(server, ready), daemon=True).start()
-        server.run()
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; say what to do instead
+            if server.started:
+                raise
         if not server.started:
             raise fail(f"cannot serve on {host}:{port} (in use?): try another port, e.g. `rewards demo --port 8081`")
 
@@ -76,7 +81,7 @@ def announce_when_listening(server: uvicorn.Server, text: str) -> None:
     typer.echo(text)
 
 
-def ready_text(base: str, token: str, settings: Settings) -> str:
+def ready_text(base: str, token: str, citizen: str, settings: Settings) -> str:
     """What to look at first, with the URLs that now answer."""
     return "\n".join(
         (
@@ -84,7 +89,7 @@ def ready_text(base: str, token: str, settings: Settings) -> str:
             f"随手拍 rewards demo is ready on {base}  (Ctrl+C stops it; another port: --port 8081)",
             "",
             "  As a citizen:",
-            f"    我的 (development sign-in):   {base}/me   sign in as demo-openid-00001 (a busy reporter)",
+            f"    我的 (development sign-in):   {base}/me   sign in as {citizen} (this week's leader)",
             f"    this week's leaderboard:      {base}/leaderboard",
             f"    past weeks' announcements:    {base}/weeks",
             f"    rules:                        {base}/rules",

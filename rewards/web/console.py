@@ -73,7 +73,7 @@ def csrf_token(secret: str, principal: Principal) -> str:
 def check_csrf(c: Container, who: Principal, token: str) -> None:
     """Refuse a console form post whose token does not match the signed-in user (403)."""
     if not hmac.compare_digest(csrf_token(c.http.codec.secret, who), token):
-        raise Forbidden("invalid form token; reload the page and try again")
+        raise Forbidden("invalid form token; reload the page and try again", code="bad_form_token")
 
 
 def back(path: str, message: str, error: bool = False) -> RedirectResponse:

@@ -48,6 +48,7 @@ REASONS: dict[str, str] = {
     "bad_openid": "用户标识格式不正确。",
     "bad_body": "提交的内容格式不正确。",
     "cross_site": "请求来自其他网站，已拒绝。",
+    "bad_form_token": "表单已过期或不是本页发出的，请刷新页面后重试。",
     "rate_limited": "操作过于频繁，请稍后再试。",
     "unavailable": "服务暂时不可用，请稍后再试。",
 }

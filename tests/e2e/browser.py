@@ -26,8 +26,9 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 # fits a phone: nothing wider than the screen, no horizontal scrolling (a pixel of rounding allowed)
 FITS = "document.documentElement.scrollWidth <= window.innerWidth && document.body.scrollWidth <= window.innerWidth"
+# navigation items off the screen or touching its edge
 NAV_OUTSIDE = """() => Array.from(document.querySelectorAll('header nav a, header nav span, header .brand'))
-  .filter(e => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth; })
+  .filter(e => { const r = e.getBoundingClientRect(); return r.left < 4 || r.right > window.innerWidth - 4; })
   .map(e => e.textContent)"""
 
 

@@ -77,7 +77,7 @@ def test_console_errors_are_chinese_pages_for_browsers(client: TestClient) -> No
     stale_form = client.post(
         "/console/cases/X/verdict", data={"verdict": "valid", "csrf": "0" * 64}, headers={**BROWSER, **auth()}
     )
-    assert stale_form.status_code == 403 and "没有权限" in stale_form.text
+    assert stale_form.status_code == 403 and "请刷新页面后重试" in stale_form.text
     signed_out = client.get("/console", headers=BROWSER, follow_redirects=False)
     assert signed_out.status_code == 303 and signed_out.headers["location"] == "/console/login"
     nobody = client.get("/console/citizens/999999", headers={**BROWSER, **auth()})
