@@ -16,6 +16,7 @@ import re
 import traceback
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,9 @@ def feed(
         elif message["type"] == "http.response.body":
             fed.body += message.get("body", b"")
 
-    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    # a thread of its own: a browser test's Playwright may keep an event loop running in this thread
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        runner.submit(asyncio.run, app(scope, receive, send)).result()  # type: ignore[arg-type]
     return fed
 
 
