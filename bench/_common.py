@@ -181,14 +181,15 @@ def free_port() -> int:
 
 
 class Service:
-    """`uvicorn e2e_app:app_factory --factory --workers 1` as a subprocess, configured by REWARDS_* variables."""
+    """`uvicorn e2e_app:app_factory --factory --workers N` (1 unless told) as a subprocess, configured by REWARDS_*
+    variables."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.log = log
         self.command = [
             sys.executable, "-m", "uvicorn", "e2e_app:app_factory", "--factory", "--app-dir", str(BENCH),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", "--no-access-log",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers), "--no-access-log",
             "--log-level", "warning",
         ]  # fmt: skip
         with log.open("wb") as out:

@@ -47,6 +47,7 @@ from rewards.leaderboard import keys
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.rebuild import CHUNK, rebuild, send_pipelined
 from rewards.leaderboard.scores import encode, tick_of
+from rewards.scoring.model import EntryFacts
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -68,12 +69,14 @@ class Sizes:
     seconds: float | None  # time bound of every load phase (None: none, every request is sent)
     connections: int  # concurrent connections of the read and verdict load
     intake_connections: int
+    awards: int = 200  # award-script calls, one entry per round trip (and as many raw ZINCRBY)
+    growth: tuple[int, ...] = ()  # smaller populations where the standing's latency is measured too
 
 
 SIZES = {
-    "tiny": Sizes(2_000, 500, 200, 50, 200, 50, 200, None, 4, 2),
-    "quick": Sizes(20_000, 5_000, 2_000, 300, 1_500, 200, 600, 10, 8, 2),
-    "full": Sizes(4_400_000, 350_000, 120_000, 20_000, 40_000, 1_000, 20_000, 20, 8, 2),
+    "tiny": Sizes(2_000, 500, 200, 50, 200, 50, 200, None, 4, 2, awards=200, growth=(500,)),
+    "quick": Sizes(20_000, 5_000, 2_000, 300, 1_500, 200, 600, 10, 8, 2, awards=2_000, growth=(2_000,)),
+    "full": Sizes(4_400_000, 350_000, 120_000, 20_000, 40_000, 1_000, 20_000, 20, 8, 2, 20_000, (100_000, 1_000_000)),
 }
 
 
@@ -134,7 +137,7 @@ def seed(dsn: str, s: Sizes, now: datetime, this_week: IsoWeek, last_week: IsoWe
             "k_hi": n + k,
             "m": m,
             "v_lo": n + k + 1,
-            "v_hi": n + k + v,
+            "v_hi": n + k + 2 * v,  # the second half: verdicts at 2 uvicorn workers
             "reported": naive(now - timedelta(hours=1)),
         }
         case_cols = "id, case_id, reporter_id, category, description, coord_system, photos, status, status_at, "
@@ -271,6 +274,41 @@ def bare_inserts(dsn: str, sql: str, rows: Sequence[tuple[Any, ...]], connection
             conn.close()
 
 
+class CommandWatch:
+    """The slowest Redis command over a span: SLOWLOG entries logged during it, and LATENCY `command` events.
+
+    The latency monitor is switched on at 50 ms for the span (and restored after) when it was off; the slow log's
+    own threshold (10 ms by default) is left as it is, so anything slower than it is listed with its duration.
+    Both are server-wide: commands of other clients count too (a pessimistic reading).
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.started = time.time()
+        entries = client.slowlog_get(1)
+        self.last_id = int(entries[0]["id"]) if entries else -1
+        self.threshold = str(client.config_get("latency-monitor-threshold").get("latency-monitor-threshold", "0"))
+        if self.threshold == "0":
+            client.config_set("latency-monitor-threshold", 50)
+        client.latency_reset("command")
+
+    def done(self) -> tuple[float, str, int]:
+        """Return (the longest duration in ms, that command's name, LATENCY `command` events ≥ 50 ms)."""
+        worst, name = 0.0, "none over the slow log's threshold"
+        for entry in self.client.slowlog_get(128):
+            if int(entry["id"]) > self.last_id and float(entry["start_time"]) >= self.started - 1:
+                ms = int(entry["duration"]) / 1000
+                if ms > worst:
+                    command = entry["command"]
+                    text = command.decode() if isinstance(command, bytes) else str(command)
+                    worst, name = ms, text.split(" ", 1)[0]
+        history = self.client.latency_history("command")
+        events = sum(1 for _, ms in history if int(ms) >= 50)
+        if self.threshold == "0":
+            self.client.config_set("latency-monitor-threshold", 0)
+        return worst, name, events
+
+
 # -- the run -------------------------------------------------------------------------------------------------------
 
 
@@ -301,6 +339,9 @@ class Bench:
         self.service: Service | None = None
         self.created = False
         self.redis_per_citizen = 0.0
+        self.one_worker: dict[str, dict[str, Any]] = {}  # load figures at 1 worker, for the 2-worker rows
+        self.extra_rows: list[Row] = []  # issue 13's rows, after the table's first rows (whose order tests keep)
+        self.growth_rows: list[tuple[int, dict[str, Any]]] = []
 
     def settings(self) -> Settings:
         """Settings of the bench process's own container (rebuild, weekly close)."""
@@ -374,9 +415,11 @@ class Bench:
         container = bootstrap(self.settings())
         try:
             before = int(self.redis.info("memory")["used_memory"])
+            watch = CommandWatch(self.redis)
             start = time.perf_counter()
             report = self.step("rebuild", lambda: rebuild(container.db, container.boards))
             built = time.perf_counter() - start
+            slowest = watch.done()
             used = int(self.redis.info("memory")["used_memory"]) - before
             gen = report.generation
             for name in (keys.weekly(str(self.week)), keys.ALL_TIME):
@@ -405,7 +448,167 @@ class Bench:
                 f"{built / plain:.2f}× the time")
         )  # fmt: skip
         self.notes.append(f"rebuild {built:.1f} s = {built / raw:.2f}× raw ZADD {raw:.1f} s (target ≤ 2×)")
+        worst_ms, worst_command, events = slowest
+        self.extra_rows.append(
+            Row(
+                "slowest Redis command while the rebuild ran (SLOWLOG entries of those seconds, any client;"
+                " LATENCY `command` events ≥ 50 ms)",
+                f"{worst_ms:.1f} ms ({worst_command}); {events} latency event(s)",
+                "—",
+                "—",
+                "—",
+                f"none over 50 ms — {verdict(worst_ms <= 50 and events == 0)}",
+            )
+        )
+        self.notes.append(f"slowest Redis command during the rebuild {worst_ms:.1f} ms (target ≤ 50 ms)")
         self.redis_per_citizen = used / report.citizens
+
+    def award_script(self) -> None:
+        """The award script one entry per round trip (an after-commit effect) against raw ZINCRBY one per round
+        trip, on boards of their own (a private prefix); server CPU per call from INFO commandstats."""
+        s = self.s
+        settings = self.settings().model_copy(update={"leaderboard_key_prefix": f"{self.prefix}aw"})
+        boards = Boards(self.redis, settings)
+        week, tick_at = str(self.week), self.now - timedelta(minutes=5)
+        rnd = random.Random(4)
+        entries = [
+            EntryFacts(i, rnd.randint(1, s.citizens), DISTRICTS[i % 8], 1 + i % 5, week, tick_at, i % 10 != 0)
+            for i in range(1, s.awards + 1)
+        ]
+        before = self.redis.info("commandstats")
+        start = time.perf_counter()
+        for e in entries:
+            boards.apply([e])
+        lua = time.perf_counter() - start
+        after = self.redis.info("commandstats")
+        raw_key = f"{{{self.prefix}aw:raw}}:w"
+        start = time.perf_counter()
+        for e in entries:
+            self.redis.zincrby(raw_key, e.points, keys.member(e.citizen_id))
+        raw = time.perf_counter() - start
+        done = self.redis.info("commandstats")
+
+        def cpu(a: dict[str, Any], b: dict[str, Any], name: str) -> float:
+            x, y = a.get(f"cmdstat_{name}", {}), b.get(f"cmdstat_{name}", {})
+            calls = int(y.get("calls", 0)) - int(x.get("calls", 0))
+            return (int(y.get("usec", 0)) - int(x.get("usec", 0))) / calls if calls > 0 else float("nan")
+
+        ratio = raw / lua  # throughput ratio: calls per second of the script over those of ZINCRBY
+        self.extra_rows.append(
+            Row(
+                f"award script, one entry per round trip ({s.awards:,} entries: apply-once guard, summary, all-time,"
+                " weekly, eligible and district boards, registry, high-water mark)",
+                f"{rate(s.awards, lua)} (server {cpu(before, after, 'evalsha'):.1f} µs/call)",
+                "raw ZINCRBY of the same entries, one per round trip",
+                f"{rate(s.awards, raw)} (server {cpu(after, done, 'zincrby'):.1f} µs/call)",
+                f"{ratio:.2f}×",
+                f"≥ 0.5× — {verdict(ratio >= 0.5)}",
+            )
+        )
+        self.notes.append(f"award script {ratio:.2f}× raw ZINCRBY one per round trip (target ≥ 0.5×)")
+        free_prefix(self.redis, f"{self.prefix}aw")
+
+    def growth(self) -> None:
+        """The standing's latency at one connection at smaller populations: each its own database, boards, server."""
+        for n in self.s.growth:
+            dsn_db = f"{self.db}_g{n}"
+            self.admin(f'CREATE DATABASE "{dsn_db}"')
+            try:
+                dsn = self.admin_dsn.rsplit("/", 1)[0] + "/" + dsn_db
+                url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
+                engine = make_engine(url)
+                migrate.upgrade(engine)
+                engine.dispose()
+                small = Sizes(n, 0, 0, 0, 0, 0, 0, None, 1, 1)
+                seed(dsn, small, self.now, self.week, self.last_week, self.tz)
+                prefix = f"{self.prefix}g{n}"
+                settings = self.settings().model_copy(update={"database_url": url, "leaderboard_key_prefix": prefix})
+                container = bootstrap(settings)
+                try:
+                    rebuild(container.db, container.boards)
+                finally:
+                    container.close()
+                env = {**self.env(), "REWARDS_DATABASE_URL": url, "REWARDS_LEADERBOARD_KEY_PREFIX": prefix}
+                service = Service(env, self.tmp / f"uvicorn-g{n}.log")
+                try:
+                    single = self.single_latency(service.port, n)
+                finally:
+                    service.stop()
+                self.growth_rows.append((n, single))
+            finally:
+                free_prefix(self.redis, f"{self.prefix}g{n}")
+                self.admin(f'DROP DATABASE IF EXISTS "{dsn_db}" WITH (FORCE)')
+
+    def single_latency(self, port: int, citizens: int) -> dict[str, Any]:
+        """Standing requests at one connection for random citizens of a population; the load's figures."""
+        pick = random.Random(2).sample(range(1, citizens + 1), min(citizens, self.s.reads_single + 100))
+        paths = [f"/api/v1/citizens/o{cid}/standing" for cid in pick]
+        spec = {"kind": "get", "paths": paths, "headers": {"Authorization": f"Bearer {self.token}"}}
+        result = load(port, {**spec, "concurrency": 1, "max_seconds": self.s.seconds, "warmup": 50})
+        only_ok(result, f"standing at {citizens:,} citizens")
+        return result
+
+    def two_workers(self) -> None:
+        """Standing (and its bare baseline) and verdicts at 2 uvicorn workers, beside the 1-worker figures."""
+        s = self.s
+        service = Service(self.env(), self.tmp / "uvicorn-2.log", workers=2)
+        try:
+            port = service.port
+            pick = random.Random(3).sample(range(1, s.citizens + 1), min(s.citizens, s.reads + 200))
+            auth = {"Authorization": f"Bearer {self.token}"}
+            runs: dict[str, dict[str, Any]] = {}
+            for name, paths, headers in (
+                ("bare", [f"/bench/zrevrank/{keys.member(c)}" for c in pick], {}),
+                ("standing", [f"/api/v1/citizens/o{c}/standing" for c in pick], auth),
+            ):
+                spec = {"kind": "get", "paths": paths, "headers": headers, "concurrency": s.connections}
+                runs[name] = load(port, {**spec, "max_seconds": s.seconds, "warmup": 200})
+                only_ok(runs[name], f"{name} at 2 workers")
+            first = s.citizens + s.close_cases + s.verdicts + 1  # the second half of the waiting cases
+            requests = [
+                [f"/api/v1/cases/V{g}/verdict", '{"verdict": "valid"}'] for g in range(first, first + s.verdicts)
+            ]
+            spec = {"kind": "post", "requests": requests, "headers": auth, "concurrency": s.connections}
+            result = load(port, {**spec, "max_seconds": s.seconds})
+            done = only_ok(result, "verdicts at 2 workers")
+        finally:
+            service.stop()
+        one_st, one_b = self.one_worker["standing"], self.one_worker["bare"]
+        st, b = runs["standing"], runs["bare"]
+        self.extra_rows.append(
+            Row(
+                f"standing throughput at 1 → 2 uvicorn workers ({s.connections} connections)",
+                f"{one_st['rate']:,.0f} → {st['rate']:,.0f} req/s ({st['rate'] / one_st['rate']:.2f}×)",
+                "bare ZREVRANK endpoint at 1 → 2 workers",
+                f"{one_b['rate']:,.0f} → {b['rate']:,.0f} req/s",
+                f"{one_st['rate'] / one_b['rate']:.2f}× → {st['rate'] / b['rate']:.2f}×",
+            )
+        )
+        one_v = self.one_worker.get("verdicts")
+        self.extra_rows.append(
+            Row(
+                f"verdicts at 1 → 2 uvicorn workers ({s.connections} connections, {done:,} verdicts at 2)",
+                (f"{one_v['rate']:,.0f} → " if one_v else "")
+                + f"{done / result['seconds']:,.0f}/s (p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms)",
+            )
+        )
+
+    def growth_table(self) -> None:
+        """Rows of the standing's latency at one connection by population (the largest is the main run's)."""
+        main = self.one_worker.get("standing1")
+        rows = [*self.growth_rows, *([(self.s.citizens, main)] if main else [])]
+        for n, result in sorted(rows, key=lambda r: r[0]):
+            ok = result["p99_ms"] <= 5
+            self.extra_rows.append(
+                Row(
+                    f"standing latency p50 / p99 at 1 connection, {n:,} citizens on the boards",
+                    f"{result['p50_ms']:.2f} / {result['p99_ms']:.2f} ms",
+                    "—",
+                    "—",
+                    "—",
+                    f"p99 ≤ 5 ms — {verdict(ok)}" if n == self.s.citizens else "—",
+                )
+            )
 
     def close(self) -> None:
         """Close last week (timed) against the bare SQL aggregate and raw ZADD of the week's members."""
@@ -470,6 +673,7 @@ class Bench:
                 only_ok(result, f"{name} at {conns} connection(s)")
                 runs[f"{name}{conns}"] = result
         b, st = runs[f"bare{s.connections}"], runs[f"standing{s.connections}"]
+        self.one_worker.update(standing=st, bare=b, standing1=runs["standing1"])
         ratio = st["rate"] / b["rate"]
         n = f"{s.citizens:,} citizens on the boards"
         self.rows.append(
@@ -535,6 +739,7 @@ class Bench:
                 f"{ours / base:.2f}×",
             )
         )
+        self.notes.append(f"verdicts {ours / base:.2f}× bare INSERT + COMMIT + ZINCRBY (target ≥ 0.1×)")
 
     def check_applied(self, entries: Sequence[tuple[int, int, int]], done: int, what: str) -> None:
         """Every answered request left one ledger entry, and every entry reached the boards (apply-once ids)."""
@@ -604,6 +809,7 @@ class Bench:
                 f"{ours / base:.2f}×",
             )
         )
+        self.notes.append(f"intake {ours / base:.2f}× bare INSERT + COMMIT (target ≥ 0.3×)")
 
     def http(self) -> None:
         """Start the service, run the HTTP phases, read the worker's peak memory, stop it."""
@@ -611,6 +817,9 @@ class Bench:
         port = self.service.port
         self.step("standing vs bare ZREVRANK", lambda: self.standing(port))
         self.step("verdicts", lambda: self.verdicts(port))
+        verdict_row = next((r for r in reversed(self.rows) if r.measure.startswith("verdicts through HTTP")), None)
+        if verdict_row is not None:  # the 1-worker figure, for the 2-worker row
+            self.one_worker["verdicts"] = {"rate": float(verdict_row.figure.split("/s")[0].replace(",", ""))}
         self.step("intake", lambda: self.intake(port))
         peak = self.service.peak_rss_mib()
         self.service.stop()
@@ -646,7 +855,7 @@ def report(bench: Bench, command: str, seconds: float) -> str:
         "",
         "Machine: " + "; ".join(lines) + ". Service, PostgreSQL, Redis and the load generator share this machine.",
         "",
-        table(bench.rows),
+        table([*bench.rows, *bench.extra_rows]),
         "",
         "Targets: " + "; ".join(bench.notes) + ".",
     ]
@@ -670,8 +879,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         bench.prepare()
         bench.step("rebuild vs raw ZADD", bench.boards)
+        bench.step("award script vs raw ZINCRBY", bench.award_script)
         bench.step("weekly close", bench.close)
         bench.http()
+        bench.step("2 uvicorn workers", bench.two_workers)
+        bench.step("standing at smaller populations", bench.growth)
+        bench.growth_table()
     finally:
         bench.step("clean-up", bench.cleanup)
     block = report(bench, command.strip(), time.perf_counter() - start)

@@ -8,12 +8,13 @@ Reads run as Lua scripts too, each checking the generation pointer so a rebuild'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from rewards.config import Settings
 from rewards.health import CircuitBreaker
@@ -21,6 +22,7 @@ from rewards.leaderboard import keys, scores, scripts
 from rewards.scoring.model import EntryFacts
 
 BATCH = 500  # scripts per pipeline round trip
+Call = Callable[[int], tuple[Script, list[str], list[str | int]]]  # generation -> (script, keys, arguments)
 RETRIES = 5  # generation swaps tolerated in one call (a rebuild swaps once)
 
 
@@ -67,6 +69,7 @@ class Neighbour:
     citizen_id: int
     rank: int
     points: int
+    name: str = ""  # masked display name read with the standing ("" when not read or not known in Redis)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class RawStanding:
     week_points: int  # the week's total from the summary (may be <= 0)
     all_time_points: int
     eligible: bool | None  # None: no summary (no points ever)
+    citizen_id: int = 0  # read by openid (standing_of): the citizen, whether banned and their masked name
+    banned: bool | None = None
+    name: str = ""
 
 
 class Boards:
@@ -105,6 +111,10 @@ class Boards:
         keys.tag(self.prefix)  # refuse an unusable prefix at start-up
         self.scripts = scripts.register(client)
         self._gen: int | None = None
+        self._keys_cache: dict[tuple[int, str], list[str]] = {}
+        # citizen id -> profile of the committed citizen row, for the ids found; wired by the projector (which reads
+        # SQL) so that an after-commit ban/unban or district change also writes what a standing shows at once
+        self.profiles: Callable[[Sequence[int]], dict[int, scores.Profile]] | None = None
 
     # --- generation -------------------------------------------------------------------------------------
     def generation(self, *, fresh: bool = False) -> int:
@@ -126,7 +136,7 @@ class Boards:
         """Return True when a rebuild has set the generation pointer (False on an empty or flushed Redis)."""
         return bool(self.redis.exists(keys.gen_key(self.prefix)))
 
-    def _run(self, calls: Sequence[Callable[[int, Pipeline], None]]) -> list[Any]:
+    def _run(self, calls: Sequence[Call]) -> list[Any]:
         """Run script calls through the breaker: skipped at once while Redis is known to be down or hung."""
         if not self.breaker.allow():
             raise BreakerOpen(f"{self.breaker.name} is unavailable (circuit open)")
@@ -141,31 +151,56 @@ class Boards:
         self.breaker.success()
         return results
 
-    def _run_calls(self, calls: Sequence[Callable[[int, Pipeline], None]]) -> list[Any]:
-        """Run script calls (each given a generation and a pipeline), retrying those the generation moved under."""
+    def _run_calls(self, calls: Sequence[Call]) -> list[Any]:
+        """Run script calls (each gives its script, keys and arguments for a generation), retrying those the
+        generation moved under. EVALSHA straight away: one call is one round trip (no pipeline, no SCRIPT EXISTS);
+        a NOSCRIPT reply (Redis restarted or flushed its scripts) loads the script and retries the call."""
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(RETRIES):
             gen = self.generation()
             retry: list[int] = []
-            for start in range(0, len(todo), BATCH):
-                chunk = todo[start : start + BATCH]
-                pipe = self.redis.pipeline(transaction=False)
-                for i in chunk:
-                    calls[i](gen, pipe)
-                for i, res in zip(chunk, pipe.execute(raise_on_error=False), strict=True):
-                    if isinstance(res, list) and res and res[0] == -1:
-                        retry.append(i)
-                    else:
-                        results[i] = res
+            if len(todo) == 1:
+                i = todo[0]
+                try:
+                    results[i] = self._evalsha(*calls[i](gen))
+                except redis.ResponseError as exc:
+                    raise _translate(exc) from exc
+                if _moved(results[i]):
+                    retry.append(i)
+            else:
+                for start in range(0, len(todo), BATCH):
+                    chunk = todo[start : start + BATCH]
+                    pipe = self.redis.pipeline(transaction=False)
+                    for i in chunk:
+                        script, ks, args = calls[i](gen)
+                        pipe.evalsha(script.sha, len(ks), *ks, *args)
+                    replies = pipe.execute(raise_on_error=False)
+                    missing = {calls[i](gen)[0] for i, r in zip(chunk, replies, strict=True) if _noscript(r)}
+                    for script in missing:
+                        self.redis.script_load(script.script)
+                    for i, res in zip(chunk, replies, strict=True):
+                        if _moved(res) or _noscript(res):
+                            retry.append(i)
+                        else:
+                            results[i] = res
             if not retry:
                 errors = [r for r in results if isinstance(r, Exception)]
                 if errors:
                     raise _translate(errors[0])
                 return results
-            self.generation(fresh=True)
+            if any(_moved(results[i]) or results[i] is None for i in retry):
+                self.generation(fresh=True)
             todo = retry
         raise GenerationMoved("the leaderboard generation kept changing; retry")
+
+    def _evalsha(self, script: Script, ks: Sequence[str], args: Sequence[str | int]) -> Any:
+        """One EVALSHA; on NOSCRIPT load the script and send it again."""
+        try:
+            return self.redis.evalsha(script.sha, len(ks), *ks, *args)
+        except NoScriptError:
+            self.redis.script_load(script.script)
+            return self.redis.evalsha(script.sha, len(ks), *ks, *args)
 
     def high_water(self) -> int:
         """The largest ledger entry id applied to the current generation (0: none)."""
@@ -190,9 +225,13 @@ class Boards:
     def apply(self, entries: Sequence[EntryFacts]) -> None:
         """Apply committed ledger entries once each; raise ScoreOverflow rather than rank a total wrongly."""
         calls = [self._apply_call(e) for e in entries]  # ticks are validated before anything is written
-        self._run(calls)
+        results = self._run(calls)
+        if self.profiles is not None:  # a citizen's first award also writes what a standing shows of them
+            unknown = sorted({e.citizen_id for e, r in zip(entries, results, strict=True) if r[0] == 1 and not r[1]})
+            if unknown:
+                self.restate_profiles(self.profiles(unknown))
 
-    def _apply_call(self, e: EntryFacts) -> Callable[[int, Pipeline], None]:
+    def _apply_call(self, e: EntryFacts) -> Call:
         tick = scores.tick_of(e.created_at)
         keys.weekly(e.week)  # refuse a malformed week before it reaches a key name
         m = keys.member(e.citizen_id)
@@ -207,31 +246,57 @@ class Boards:
             scores.MAX_POINTS,
         ]
 
-        def call(gen: int, pipe: Pipeline) -> None:
-            base = keys.base(self.prefix, gen)
-            self.scripts.apply(keys=self._summary_keys(gen, e.citizen_id), args=[gen, base, *tail], client=pipe)
+        def call(gen: int) -> tuple[Script, list[str], list[str | int]]:
+            return self.scripts.apply, self._summary_keys(gen, e.citizen_id), [gen, keys.base(self.prefix, gen), *tail]
 
         return call
 
     def set_eligible(self, citizen_id: int, eligible: bool) -> None:
         """Move a citizen onto or off the eligible-only boards (after a ban/unban or verification change)."""
-        self._restate(citizen_id, "1" if eligible else "0", None)
+        if not self._restate_profile(citizen_id):
+            self._restate(citizen_id, "1" if eligible else "0", None)
 
     def set_district(self, citizen_id: int, district: str | None) -> None:
         """Move a citizen's weekly totals to another district's boards (after their district changed)."""
-        self._restate(citizen_id, "", district or "")
+        if not self._restate_profile(citizen_id):
+            self._restate(citizen_id, "", district or "")
 
     def restate(self, citizen_id: int, eligible: bool, district: str | None) -> None:
         """Put a citizen on the boards their current eligibility and district call for (idempotent)."""
         self._restate(citizen_id, "1" if eligible else "0", district or "")
 
+    def _restate_profile(self, citizen_id: int) -> bool:
+        """Restate a citizen from their committed row (profile included) when a profile source is wired."""
+        if self.profiles is None:
+            return False
+        found = self.profiles([citizen_id])
+        if citizen_id not in found:
+            return False
+        self.restate_profiles(found)
+        return True
+
+    def restate_profiles(self, profiles: Mapping[int, scores.Profile]) -> None:
+        """Write citizens' profiles (masked name, banned flag, openid) and put them on the boards their eligibility
+        and district call for, in pipelined round trips (idempotent)."""
+        self._run([self._restate_call(cid, p) for cid, p in profiles.items()])
+
+    def _restate_call(self, citizen_id: int, p: scores.Profile) -> Call:
+        tail: list[str | int] = [keys.member(citizen_id), "1" if p.eligible else "0", "1", p.district, "1", p.name]
+        tail += ["1" if p.banned else "0", p.openid]
+
+        def call(gen: int) -> tuple[Script, list[str], list[str | int]]:
+            ks = [*self._summary_keys(gen, citizen_id), keys.openids_key(self.prefix, gen)]
+            return self.scripts.restate, ks, [gen, keys.base(self.prefix, gen), *tail]
+
+        return call
+
     def _restate(self, citizen_id: int, eligible: str, district: str | None) -> None:
         m = keys.member(citizen_id)
-        tail = [m, eligible, "0" if district is None else "1", district or ""]
+        tail: list[str | int] = [m, eligible, "0" if district is None else "1", district or "", "0"]
 
-        def call(gen: int, pipe: Pipeline) -> None:
-            base = keys.base(self.prefix, gen)
-            self.scripts.restate(keys=self._summary_keys(gen, citizen_id), args=[gen, base, *tail], client=pipe)
+        def call(gen: int) -> tuple[Script, list[str], list[str | int]]:
+            ks = [*self._summary_keys(gen, citizen_id), keys.openids_key(self.prefix, gen)]
+            return self.scripts.restate, ks, [gen, keys.base(self.prefix, gen), *tail]
 
         self._run([call])
 
@@ -241,7 +306,7 @@ class Boards:
         board = keys.parse_name(name)
         eligible_name = keys.weekly_eligible(board.week) if board.week else None
 
-        def call(gen: int, pipe: Pipeline) -> None:
+        def call(gen: int) -> tuple[Script, list[str], list[str | int]]:
             p = self.prefix
             ks = [keys.gen_key(p), keys.board_key(p, gen, name)]
             ks.append(keys.board_key(p, gen, eligible_name) if eligible_name else ks[1])
@@ -254,7 +319,7 @@ class Boards:
                 name,
                 "1" if eligible_name else "0",
             ]
-            self.scripts.page(keys=ks, args=args, client=pipe)
+            return self.scripts.page, ks, args
 
         _, total, updated, flat = self._run([call])[0]
         rows = []
@@ -272,7 +337,7 @@ class Boards:
         """Return a citizen's weekly and all-time places, prize rank and the last prize place, atomically."""
         m = keys.member(citizen_id)
 
-        def call(gen: int, pipe: Pipeline) -> None:
+        def call(gen: int) -> tuple[Script, list[str], list[str | int]]:
             p = self.prefix
             ks = [
                 keys.gen_key(p),
@@ -281,7 +346,7 @@ class Boards:
                 keys.board_key(p, gen, keys.ALL_TIME),
                 keys.summary_key(p, gen, citizen_id),
             ]
-            self.scripts.standing(keys=ks, args=[gen, m, places, neighbours, week], client=pipe)
+            return self.scripts.standing, ks, [gen, m, places, neighbours, week]
 
         _, weekly, eligible, all_time, summary = self._run([call])[0]
         erank, ecard, last = eligible
@@ -297,24 +362,95 @@ class Boards:
             eligible=None if el == "" else el == "1",
         )
 
+    def standing_of(self, openid: str, week: str, places: int, neighbours: int = 1) -> RawStanding | None:
+        """Return a citizen's standing by openid with their profile and the neighbours' masked names, in one
+        EVALSHA; None when Redis does not know the openid or has no profile for it yet (the caller asks SQL)."""
+        if not self.breaker.allow():
+            raise BreakerOpen(f"{self.breaker.name} is unavailable (circuit open)")
+        try:
+            for _ in range(RETRIES):
+                gen = self.generation()
+                ks = self._standing_keys(gen, week)
+                reply = self._evalsha(self.scripts.standing_of, ks, [gen, ks[-1][: -len(keys.ALL_TIME)], openid,
+                                                                     places, neighbours, week])  # fmt: skip
+                if reply[0] != -1:
+                    break
+                self.generation(fresh=True)
+            else:
+                raise GenerationMoved("the leaderboard generation kept changing; retry")
+        except BoardsLost:
+            self.breaker.success()
+            raise
+        except OUTAGES:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        if reply[0] == 0:
+            return None
+        _, m, profile, weekly, eligible, all_time = reply
+        erank, ecard, last = eligible
+        week_points, at_points, el, banned, name = profile
+        return RawStanding(
+            weekly=_place(weekly, named=True),
+            all_time=_place(all_time, named=True),
+            prize_rank=int(erank) + 1 if int(erank) >= 0 else None,
+            eligible_total=int(ecard),
+            last_prize_points=scores.decode(float(last))[0] if last != "" else None,
+            week_points=int(week_points or 0),
+            all_time_points=int(at_points or 0),
+            eligible=el == "1",
+            citizen_id=keys.citizen_of(m),
+            banned=banned == "1",
+            name=name,
+        )
 
-def _place(raw: list[Any]) -> Place:
+    def _standing_keys(self, gen: int, week: str) -> list[str]:
+        """The declared keys of STANDING_OF (cached: the same few per generation and week)."""
+        cached = self._keys_cache.get((gen, week))
+        if cached is None:
+            p = self.prefix
+            cached = [
+                keys.gen_key(p),
+                keys.openids_key(p, gen),
+                keys.board_key(p, gen, keys.weekly(week)),
+                keys.board_key(p, gen, keys.weekly_eligible(week)),
+                keys.board_key(p, gen, keys.ALL_TIME),
+            ]
+            if len(self._keys_cache) > 64:
+                self._keys_cache.clear()
+            self._keys_cache[(gen, week)] = cached
+        return cached
+
+
+def _moved(reply: Any) -> bool:
+    return isinstance(reply, list) and bool(reply) and reply[0] == -1
+
+
+def _noscript(reply: Any) -> bool:
+    return isinstance(reply, NoScriptError)
+
+
+def _place(raw: list[Any], named: bool = False) -> Place:
     rank0, score, card, above, below = raw
     if int(rank0) < 0:
         return Place(None, None, int(card), [], [])
     r = int(rank0)
 
+    step = 3 if named else 2  # named: member, score, masked name ('' when unknown)
+
     def side(flat: list[str], first_rank: int) -> list[Neighbour]:
         out = []
-        for i in range(0, len(flat), 2):
-            out.append(Neighbour(keys.citizen_of(flat[i]), first_rank + i // 2, scores.decode(float(flat[i + 1]))[0]))
+        for i in range(0, len(flat), step):
+            points = scores.decode(float(flat[i + 1]))[0]
+            name = flat[i + 2] if named else ""
+            out.append(Neighbour(keys.citizen_of(flat[i]), first_rank + i // step, points, name))
         return out
 
     return Place(
         rank=r + 1,
         points=scores.decode(float(score))[0],
         total=int(card),
-        above=side(above, r + 1 - len(above) // 2),
+        above=side(above, r + 1 - len(above) // step),
         below=side(below, r + 2),
     )
 

@@ -1,12 +1,14 @@
 """Compare every board and citizen summary in Redis with the SQL ledger; list each difference.
 
-Pass 1 streams the ledger citizen by citizen (bounded memory), folds each citizen exactly as a rebuild would and
+Pass 1 streams the citizens with their ledger (bounded memory), folds each citizen exactly as a rebuild would and
 compares, per chunk in one pipeline, their summary (applied entries, per-scope points and reached tick,
-district, eligibility) and their score on every board they belong to. Pass 2 compares each board's size with
-the number of citizens the ledger puts on it, and with the number of those found there in pass 1; when Redis
-holds more members than that, it scans the board and reports those the ledger does not place there. Every
-expected member present with its exact score, and nobody else, means equal sets and scores, hence equal ranks.
-Run it when awards are quiet: an entry applied between the two reads shows as drift.
+district, eligibility), the citizen data a standing reads (openid -> citizen, masked name, banned flag) and their
+score on every board they belong to; then whether Redis maps openids that belong to no citizen.
+Pass 2 compares each board's size with the number of citizens the ledger puts on it, and with the number of
+those found there in pass 1; when Redis holds more members than that, it scans the board and reports those the
+ledger does not place there. Every expected member present with its exact score, and nobody else, means equal
+sets and scores, hence equal ranks. Run it when awards are quiet: an entry applied between the two reads shows as
+drift.
 """
 
 from __future__ import annotations
@@ -48,10 +50,16 @@ def check(db: Database, boards: Boards) -> CheckReport:
     report = CheckReport(gen)
     expected_sizes: dict[str, int] = {}  # board -> citizens the ledger places there
     present: dict[str, int] = {}  # board -> how many of those Redis holds
+    mapped_ok = [0]  # openids Redis maps to their citizen
     with db.read() as session:
         for chunk in _chunks(stream_ledger(session)):
             report.citizens += len(chunk)
-            _compare_chunk(client, prefix, gen, tz, chunk, (expected_sizes, present), report.differences)
+            _compare_chunk(client, prefix, gen, tz, chunk, (expected_sizes, present, mapped_ok), report.differences)
+    mapped = int(client.hlen(keys.openids_key(prefix, gen)))
+    if mapped > mapped_ok[0]:
+        report.differences.append(
+            f"citizen data: {mapped} openids mapped in Redis, {mapped_ok[0]} of them belong to a citizen"
+        )
     registered: list[str] = client.hkeys(keys.registry_key(prefix, gen))  # type: ignore[assignment]  # decoded
     names = set(expected_sizes) | set(registered)
     report.boards = len(names)
@@ -89,23 +97,33 @@ def _compare_chunk(
     gen: int,
     tz: tzinfo,
     chunk: list[CitizenLedger],
-    sizes: tuple[dict[str, int], dict[str, int]],
+    sizes: tuple[dict[str, int], dict[str, int], list[int]],
     out: list[str],
 ) -> None:
-    expected_sizes, present = sizes
+    expected_sizes, present, _ = sizes
     folded = [(c.citizen_id, scores.fold(c.lines, c.district, c.eligible)) for c in chunk]
     pipe = client.pipeline(transaction=False)
     plan: list[tuple[int, scores.Summary, dict[str, int]]] = []
-    for cid, summary in folded:
+    openids_key = keys.openids_key(prefix, gen)
+    for c, (cid, summary) in zip(chunk, folded, strict=True):
         places = scores.placements(summary)
         plan.append((cid, summary, places))
         pipe.hgetall(keys.summary_key(prefix, gen, cid))
+        pipe.hget(openids_key, c.profile.openid if c.profile else "")
         for name in places:
             pipe.zscore(keys.board_key(prefix, gen, name), keys.member(cid))
             expected_sizes[name] = expected_sizes.get(name, 0) + 1
     results = iter(pipe.execute())
-    for cid, want, places in plan:
-        out.extend(_summary_differences(cid, want, scores.summary_from_fields(next(results)), tz))
+    for c, (cid, want, places) in zip(chunk, plan, strict=True):
+        fields = next(results)
+        mapped = next(results)
+        out.extend(_summary_differences(cid, want, scores.summary_from_fields(fields), tz))
+        if c.profile is not None and (c.lines or mapped is not None or "b" in fields):
+            # a citizen without points whom the projector has not restated yet is not drift: their standing
+            # asks SQL; anyone with points, and any data Redis holds, must equal the citizens table
+            out.extend(_profile_differences(cid, c.profile, fields, mapped))
+            if mapped is not None:
+                sizes[2][0] += 1
         for name, score in places.items():
             got = next(results)
             if got is not None:
@@ -136,6 +154,24 @@ def _summary_differences(cid: int, want: scores.Summary, got: scores.Summary, tz
         out.append(
             f"{who}: Redis district {got.district!r} eligible {got.eligible}, "
             f"ledger district {want.district!r} eligible {want.eligible}"
+        )
+    return out
+
+
+def _profile_differences(cid: int, want: scores.Profile, fields: dict[str, str], mapped: str | None) -> list[str]:
+    """What Redis keeps of a citizen for the standing (openid, masked name, banned, district, eligible) vs SQL."""
+    who = f"citizen data of citizen {cid}"
+    out: list[str] = []
+    if mapped != keys.member(cid):
+        out.append(f"{who}: openid maps to {mapped!r} in Redis, not to this citizen")
+    got = scores.profile_from_fields(want.openid, fields)
+    if got is None:
+        out.append(f"{who}: missing in Redis")
+    elif got != want:
+        out.append(
+            f"{who}: Redis name {got.name!r} district {got.district!r} eligible {got.eligible} banned {got.banned}, "
+            f"citizens table name {want.name!r} district {want.district!r} eligible {want.eligible} "
+            f"banned {want.banned}"
         )
     return out
 

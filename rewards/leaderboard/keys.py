@@ -13,7 +13,9 @@ Layout (P = Settings.leaderboard_key_prefix, g = generation, m = 12-digit zero-p
     {P:lb}:g:w:2026-W48       weekly board, every citizen with points > 0 that week
     {P:lb}:g:we:2026-W48      weekly board of eligible citizens only (verified, not banned): prize ranks
     {P:lb}:g:dw:2026-W48:城关区 weekly board of one district (the citizen's district)
-    {P:lb}:g:c:m              citizen summary (hash): applied entry ids, per-scope points and reached tick
+    {P:lb}:g:c:m              citizen summary (hash): applied entry ids, per-scope points and reached tick, and the
+                              citizen's data a standing shows: masked display name (n), banned flag (b)
+    {P:lb}:g:oid              openid -> member (hash) of every citizen: a standing starts from the openid
 
 Every key of a program's boards carries ONE hash tag, ``{P:lb}``: the apply script touches a citizen's summary
 and every board of the entry atomically, and Redis Cluster only runs a script whose keys share a slot. The
@@ -84,6 +86,11 @@ def high_water_key(prefix: str, gen: int) -> str:
 def changes_key(prefix: str, gen: int) -> str:
     """Return the key holding the largest citizen-change id restated into a generation (set by the projector)."""
     return base(prefix, gen) + "cw"
+
+
+def openids_key(prefix: str, gen: int) -> str:
+    """Return the hash mapping every citizen's openid to their member (kept with the citizen data, per generation)."""
+    return base(prefix, gen) + "oid"
 
 
 def board_key(prefix: str, gen: int, name: str) -> str:

@@ -3,7 +3,8 @@
 Each pass: (1) if Redis holds no boards (a restart, a flush, a failover) rebuild them; (2) apply every ledger entry
 past the generation's high-water mark, and again the last `window` entries below it (a transaction can commit
 after a later id was applied; the apply-once script skips what is there already); (3) restate the citizens whose
-eligibility or district changed past the generation's change mark (and the last `window` changes below it).
+eligibility, district or name changed (or who were created) past the generation's change mark (and the last
+`window` changes below it): their boards and the citizen data a standing reads from Redis.
 Nothing waits in memory: the ledger and the citizen_changes table are the queue, so a crash, a restart, a lost
 reply or a second worker changes nothing. Every long-running process (web workers, the scheduler) runs one in a
 thread: at start, every `interval` seconds, and at once after an after-commit board update fails.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 from rewards.cases.models import Citizen, CitizenChange
 from rewards.clock import Clock
 from rewards.db import Database
+from rewards.leaderboard import scores
 from rewards.leaderboard.boards import Boards, GenerationMoved
 from rewards.leaderboard.rebuild import FETCH, RebuildRunning, rebuild
 from rewards.logs import get_logger
@@ -65,6 +67,7 @@ class Projector:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        boards.profiles = self.profiles  # an after-commit ban/unban or district move restates the profile at once
 
     # -- state ---------------------------------------------------------------------------------------------
     @property
@@ -157,24 +160,34 @@ class Projector:
         return applied, ledger_max, max(mark, self.boards.high_water()), lag_seconds
 
     def _restate_changes(self) -> int:
-        """Restate the citizens changed past the change mark (and the window below it); return how many."""
+        """Restate the citizens changed past the change mark (and the window below it): their boards and what a
+        standing shows of them (masked name, banned flag, openid); return how many citizens."""
         mark = self.boards.changes_mark()
         with self.db.read() as session:
             rows = session.execute(
-                select(CitizenChange.id, Citizen.id, Citizen.verified, Citizen.banned, Citizen.district)
-                .join(Citizen, Citizen.id == CitizenChange.citizen_id)
+                select(CitizenChange.id, CitizenChange.citizen_id)
                 .where(CitizenChange.id > max(0, mark - self.window))
                 .order_by(CitizenChange.id)
             ).all()
         if not rows:
             return 0
-        latest: dict[int, tuple[bool, str | None]] = {}
-        for _, cid, verified, banned, district in rows:
-            latest[cid] = (is_eligible(verified, banned), district)
-        for cid, (eligible, district) in latest.items():
-            self.boards.restate(cid, eligible, district)
+        changed = sorted({cid for _, cid in rows})
+        for start in range(0, len(changed), FETCH):
+            self.boards.restate_profiles(self.profiles(changed[start : start + FETCH]))
         self.boards.raise_changes_mark(max(row[0] for row in rows))
-        return len(latest)
+        return len(changed)
+
+    def profiles(self, citizen_ids: Sequence[int]) -> dict[int, scores.Profile]:
+        """Return the profile of each committed citizen row among these ids (what Redis keeps for a standing)."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(Citizen.id, Citizen.openid, Citizen.name, Citizen.phone, Citizen.district, Citizen.verified,
+                       Citizen.banned).where(Citizen.id.in_(list(citizen_ids)))
+            ).all()  # fmt: skip
+        return {
+            cid: scores.profile_of(openid, name, phone, district, is_eligible(verified, banned), banned)
+            for cid, openid, name, phone, district, verified, banned in rows
+        }
 
     # -- the background thread -----------------------------------------------------------------------------
     def start(self, on_error: Callable[[BaseException], None] | None = None) -> None:

@@ -1,8 +1,9 @@
 """Rebuild every board from the SQL ledger into a new generation and swap it in atomically.
 
 1. Take the rebuild lock; allocate generation N (INCR) and mark it as the shadow being built.
-2. Stream the ledger ordered by (citizen, entry) in chunks; fold each citizen (scores.fold) and pipeline their
-   summary and board placements into generation N's keys. Live readers and writers keep using the current
+2. Stream the citizens with their ledger ordered by (citizen, entry) in chunks; fold each citizen (scores.fold)
+   and pipeline their summary (with the profile a standing shows), openid and board placements into generation
+   N's keys. Live readers and writers keep using the current
    generation meanwhile: ranks never disappear.
 3. Swap: one SET of the generation pointer (scripts.SWAP). Every script checks the pointer, so a reader sees the
    old boards or the new ones, whole; nothing is renamed and no big key is freed synchronously.
@@ -53,12 +54,13 @@ class RebuildRunning(Conflict):
 
 @dataclass(frozen=True)
 class CitizenLedger:
-    """One citizen's ledger lines with the profile their boards depend on."""
+    """One citizen's ledger lines (none for a citizen without points) with the profile their boards depend on."""
 
     citizen_id: int
     district: str | None
     eligible: bool
     lines: list[scores.Line]
+    profile: scores.Profile | None = None  # what a standing shows of the citizen (streamed with the ledger)
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,13 @@ def last_citizen_change(session: Session) -> int:
 
 
 def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) -> Iterator[CitizenLedger]:
-    """Yield each citizen's ledger (ascending citizen id), streamed in chunks; optionally only some citizens."""
+    """Yield every citizen (ascending id) with their ledger lines, streamed in chunks; optionally only some.
+
+    Citizens without a ledger line come too (no lines): Redis keeps every citizen's profile for the standing.
+    """
     stmt = (
         select(
-            LedgerEntry.citizen_id,
+            Citizen.id,
             LedgerEntry.id,
             LedgerEntry.points,
             LedgerEntry.week,
@@ -95,21 +100,27 @@ def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) ->
             Citizen.district,
             Citizen.verified,
             Citizen.banned,
+            Citizen.openid,
+            Citizen.name,
+            Citizen.phone,
         )
-        .join(Citizen, Citizen.id == LedgerEntry.citizen_id)
-        .order_by(LedgerEntry.citizen_id, LedgerEntry.id)
+        .outerjoin(LedgerEntry, LedgerEntry.citizen_id == Citizen.id)
+        .order_by(Citizen.id, LedgerEntry.id)
     )
     if citizen_ids is not None:
-        stmt = stmt.where(LedgerEntry.citizen_id.in_(list(citizen_ids)))
+        stmt = stmt.where(Citizen.id.in_(list(citizen_ids)))
     current: CitizenLedger | None = None
     # Core execution, not the ORM's: ORM row loading cost ~15% of a 4.4M-citizen rebuild's CPU (bench/e2e.py)
     for row in session.connection().execute(stmt.execution_options(yield_per=FETCH)):
-        cid, entry_id, points, week, created_at, district, verified, banned = row
+        cid, entry_id, points, week, created_at, district, verified, banned, openid, name, phone = row
         if current is None or current.citizen_id != cid:
             if current is not None:
                 yield current
-            current = CitizenLedger(cid, district, is_eligible(verified, banned), [])
-        current.lines.append(scores.Line(entry_id, points, week, created_at))
+            eligible = is_eligible(verified, banned)
+            profile = scores.profile_of(openid, name, phone, district, eligible, banned)
+            current = CitizenLedger(cid, district, eligible, [], profile)
+        if entry_id is not None:
+            current.lines.append(scores.Line(entry_id, points, week, created_at))
     if current is not None:
         yield current
 
@@ -133,6 +144,7 @@ def write_generation(
     boards: dict[str, dict[str, int]] = {}
     pending = pending_entries = 0
     in_flight: tuple[Future[None], int] | None = None  # the chunk being written, and its entry count
+    openids: list[str] = []  # openid, member, ... of the chunk: one HSET per chunk
 
     def settle() -> None:
         nonlocal in_flight
@@ -144,7 +156,10 @@ def write_generation(
                 on_chunk(entries)
 
     def flush(writer: ThreadPoolExecutor) -> None:
-        nonlocal boards, commands, pending, pending_entries, in_flight
+        nonlocal boards, commands, pending, pending_entries, in_flight, openids
+        if openids:
+            commands.append(("HSET", openids_key, *openids))
+            openids = []
         for name, members in boards.items():
             scored = chain.from_iterable(zip(members.values(), members.keys(), strict=True))  # score, member, ...
             commands.append(("ZADD", keys.board_key(prefix, gen, name), *scored))
@@ -154,12 +169,16 @@ def write_generation(
         boards, commands, pending, pending_entries = {}, [], 0, 0
 
     base = keys.base(prefix, gen)
+    openids_key = keys.openids_key(prefix, gen)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-writer") as writer:
         for c in citizens:
             summary = scores.fold(c.lines, c.district, c.eligible)
             m = keys.member(c.citizen_id)
-            fields = scores.summary_fields(summary).items()
-            commands.append(("HSET", base + "c:" + m, *chain.from_iterable(fields)))
+            fields = scores.summary_fields(summary)
+            if c.profile is not None:
+                fields.update(scores.profile_fields(c.profile))
+                openids += (c.profile.openid, m)
+            commands.append(("HSET", base + "c:" + m, *chain.from_iterable(fields.items())))
             for name, score, tick in scores.placed(summary):
                 boards.setdefault(name, {})[m] = score
                 if tick > updated.get(name, -1):
@@ -168,7 +187,7 @@ def write_generation(
             n_entries += len(c.lines)
             pending += 1
             pending_entries += len(c.lines)
-            max_id = max(max_id, max(line.entry_id for line in c.lines))
+            max_id = max(max_id, max((line.entry_id for line in c.lines), default=0))
             if pending >= CHUNK:
                 flush(writer)
         flush(writer)

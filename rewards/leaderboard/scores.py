@@ -15,6 +15,10 @@ and every integer of magnitude below 2^53 is a double exactly. Anything beyond i
 (a loud error, never a silently wrong rank): totals above MAX_POINTS, instants before EPOCH or after 2156.
 Scores cross the wire as decimal integers (Python ints here, string.format('%.17g') in Lua), never tostring().
 
+A citizen's summary (one Redis hash per citizen) also holds what a standing shows of them (``Profile``: masked
+display name, banned flag, besides the district and eligibility the boards use), so that a standing is one script
+call with no SQL; ``profile_fields`` is its layout. A summary without the ``b`` field has no profile yet.
+
 A citizen's summary (one Redis hash per citizen) records which entries were applied and, per scope ("at" for
 all time, else the ISO week), the points and the reached tick; the board placement is a pure function of it.
 ``fold`` + ``placements`` are the reference the Lua apply script mirrors, and rebuild/check are built on them.
@@ -28,6 +32,7 @@ from datetime import UTC, datetime
 
 from rewards.leaderboard.keys import ALL_TIME, boards_of
 from rewards.leaderboard.ranking import REACH_RESOLUTION, reach_second
+from rewards.masking import mask_name, mask_phone
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 TICK_BITS = 32
@@ -149,3 +154,38 @@ def summary_from_fields(fields: Mapping[str, str]) -> Summary:
         elif name.startswith("r:"):
             s.reached[name[2:]] = int(value)
     return s
+
+
+def display_name(name: str | None, phone: str | None) -> str:
+    """Return the masked name a public list shows: 张*明, else a masked phone, else 匿名市民."""
+    return mask_name(name) if name else (mask_phone(phone) or mask_name(None))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a standing shows of a citizen, kept in Redis beside their points (never a raw name or phone)."""
+
+    openid: str
+    name: str  # masked display name
+    district: str  # "" when none
+    eligible: bool
+    banned: bool
+
+
+def profile_of(
+    openid: str, name: str | None, phone: str | None, district: str | None, eligible: bool, banned: bool
+) -> Profile:
+    """Return the Profile of a citizen row's values."""
+    return Profile(openid, display_name(name, phone), district or "", eligible, banned)
+
+
+def profile_fields(p: Profile) -> dict[str, str]:
+    """Return the summary hash fields of a profile (district and eligibility are the boards' own fields)."""
+    return {"d": p.district, "el": "1" if p.eligible else "0", "n": p.name, "b": "1" if p.banned else "0"}
+
+
+def profile_from_fields(openid: str, fields: Mapping[str, str]) -> Profile | None:
+    """Parse the profile of a summary hash read from Redis; None when it has none."""
+    if "b" not in fields:
+        return None
+    return Profile(openid, fields.get("n", ""), fields.get("d", ""), fields.get("el") == "1", fields["b"] == "1")

@@ -52,7 +52,8 @@ end
 # ARGV[1] generation the keys are for  ARGV[2] key base "{P:lb}:g:"  ARGV[3] member  ARGV[4] entry id
 # ARGV[5] signed points  ARGV[6] tick of created_at  ARGV[7] ISO week  ARGV[8] district ("" none)
 # ARGV[9] eligible "1"/"0"  ARGV[10] largest exact total
-# Returns {1} applied, {0} already applied (replay), {-1, gen} generation moved; an error before any write when a
+# Returns {1, 1 or 0: whether the summary holds the citizen's profile} applied, {0} already applied (replay),
+# {-1, gen} generation moved; an error before any write when a
 # total would exceed the exact range. The summary's district/eligibility follow the latest applied entry. The
 # generation's high-water mark (base .. 'hw') becomes max(mark, entry id), atomically with the apply.
 APPLY = (
@@ -63,12 +64,12 @@ local s, reg, base, m = KEYS[2], KEYS[3], ARGV[2], ARGV[3]
 """
     + _PRELUDE
     + """
-if redis.call('HEXISTS', s, ARGV[4]) == 1 then return {0} end
 local delta, tick, week, d, el = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
-local cur = redis.call('HMGET', s, 'el', 'd', 'p:at', 'r:at', 'p:' .. week, 'r:' .. week)
-local old_el, old_d = cur[1], cur[2] or ''
-local pa, pw = (tonumber(cur[3]) or 0) + delta, (tonumber(cur[5]) or 0) + delta
-local ra, rw = math.max(tonumber(cur[4]) or tick, tick), math.max(tonumber(cur[6]) or tick, tick)
+local cur = redis.call('HMGET', s, ARGV[4], 'el', 'd', 'p:at', 'r:at', 'p:' .. week, 'r:' .. week, 'b')
+if cur[1] then return {0} end
+local old_el, old_d, profiled = cur[2], cur[3] or '', cur[8] and 1 or 0
+local pa, pw = (tonumber(cur[4]) or 0) + delta, (tonumber(cur[6]) or 0) + delta
+local ra, rw = math.max(tonumber(cur[5]) or tick, tick), math.max(tonumber(cur[7]) or tick, tick)
 for scope, p in pairs({at = pa, [week] = pw}) do
   if p > tonumber(ARGV[10]) then
     return redis.error_reply('ERR score overflow: citizen ' .. m .. ' would reach ' .. string.format('%d', p)
@@ -84,20 +85,39 @@ redis.call('HSET', s, 'd', d, 'el', el, ARGV[4], '1', 'p:at', int(pa), 'r:at', i
   'p:' .. week, int(pw), 'r:' .. week, int(rw))
 if moved then
   for _, scope in ipairs(scopes()) do place(scope, d, el) end
-else
-  place('at', d, el, pa, ra)
-  place(week, d, el, pw, rw)
+else  -- the common case: each board once, the registry read in one HMGET and written in at most one HSET
+  local names, ps, rs = {}, {}, {}
+  for _, item in ipairs({{'at', pa, ra}, {week, pw, rw}}) do
+    for _, name in ipairs(boards(item[1], d, el)) do
+      names[#names + 1], ps[#ps + 1], rs[#rs + 1] = name, item[2], item[3]
+    end
+  end
+  local seen = redis.call('HMGET', reg, unpack(names))
+  local newer = {}
+  for i, name in ipairs(names) do
+    if ps[i] > 0 then
+      redis.call('ZADD', base .. name, score(ps[i], rs[i]), m)
+    else
+      redis.call('ZREM', base .. name, m)
+    end
+    local u = tonumber(seen[i])
+    if not u or rs[i] > u then newer[#newer + 1] = name; newer[#newer + 1] = int(rs[i]) end
+  end
+  if #newer > 0 then redis.call('HSET', reg, unpack(newer)) end
 end
 local hw = tonumber(redis.call('GET', base .. 'hw') or '0')
 if tonumber(ARGV[4]) > hw then redis.call('SET', base .. 'hw', ARGV[4]) end
-return {1}
+return {1, profiled}
 """
 )
 
-# KEYS[1] generation pointer  KEYS[2] citizen summary  KEYS[3] board registry
+# KEYS[1] generation pointer  KEYS[2] citizen summary  KEYS[3] board registry  KEYS[4] openid -> member hash
 # ARGV[1] generation  ARGV[2] key base  ARGV[3] member  ARGV[4] eligible "1"/"0"/"" (keep)
 # ARGV[5] "1" to set the district to ARGV[6] ("" none), else keep it
-# Returns {1} moved, {0} nothing to do (no summary yet, or already so), {-1, gen} generation moved.
+# ARGV[7] "1" when the citizen's profile follows (then ARGV[4] and ARGV[5] are given too): ARGV[8] masked display
+# name  ARGV[9] banned "1"/"0"  ARGV[10] openid. The profile is written (and the openid mapped) whether or not the
+# citizen has points; a citizen without a summary yet gets one holding the profile only.
+# Returns {1} moved or written, {0} nothing to do (no summary yet, or already so), {-1, gen} generation moved.
 RESTATE = (
     """
 local gen = redis.call('GET', KEYS[1]) or '0'
@@ -107,7 +127,16 @@ local s, reg, base, m = KEYS[2], KEYS[3], ARGV[2], ARGV[3]
     + _PRELUDE
     + """
 local old_el = redis.call('HGET', s, 'el')
-if not old_el then return {0} end
+if ARGV[7] == '1' then
+  redis.call('HSET', s, 'n', ARGV[8], 'b', ARGV[9])
+  redis.call('HSET', KEYS[4], ARGV[10], m)
+  if not old_el then
+    redis.call('HSET', s, 'el', ARGV[4], 'd', ARGV[6])
+    return {1}
+  end
+elseif not old_el then
+  return {0}
+end
 local old_d = redis.call('HGET', s, 'd') or ''
 local el, d = old_el, old_d
 if ARGV[4] ~= '' then el = ARGV[4] end
@@ -173,6 +202,53 @@ local summary = {week, redis.call('HGET', KEYS[5], 'p:at') or '', redis.call('HG
 return {1, around(KEYS[2]), eligible, around(KEYS[4]), summary}
 """
 
+# The standing of a citizen named by openid, with everything the answer shows, in one call.
+# KEYS[1] generation pointer  KEYS[2] openid -> member hash  KEYS[3] weekly board  KEYS[4] weekly eligible board
+# KEYS[5] all-time board
+# ARGV[1] generation  ARGV[2] key base  ARGV[3] openid  ARGV[4] prize places  ARGV[5] neighbours on each side
+# ARGV[6] ISO week
+# Returns {-1, gen}; {0} when the openid is not mapped or the citizen has no profile yet (the caller asks SQL); or
+# {1, member, profile, weekly, eligible, alltime} with
+#   profile = {week points or '', all-time points or '', el, banned, masked name}
+#   weekly/alltime = {rank0 or -1, score or '', card, {above member, score, name ...}, {below member, score, name ...}}
+#     (name '' when that neighbour has no profile yet)
+#   eligible = {rank0 or -1, card, score of the last prize place or ''}
+# Scores are the strings Redis itself formats (exact integers below 2^53), never converted by Lua.
+STANDING_OF = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+if gen ~= ARGV[1] then return {-1, gen} end
+local base = ARGV[2]
+local m = redis.call('HGET', KEYS[2], ARGV[3])
+if not m then return {0} end
+local week = ARGV[6]
+local p = redis.call('HMGET', base .. 'c:' .. m, 'b', 'el', 'n', 'p:' .. week, 'p:at')
+if not p[1] then return {0} end
+local n = tonumber(ARGV[5])
+local function named(flat)
+  local out = {}
+  for i = 1, #flat, 2 do
+    out[#out + 1] = flat[i]
+    out[#out + 1] = flat[i + 1]
+    out[#out + 1] = redis.call('HGET', base .. 'c:' .. flat[i], 'n') or ''
+  end
+  return out
+end
+local function around(key)
+  local r = redis.call('ZRANK', key, m)
+  local card = redis.call('ZCARD', key)
+  if not r then return {-1, '', card, {}, {}} end
+  local above = {}
+  if r > 0 then above = redis.call('ZRANGE', key, math.max(0, r - n), r - 1, 'WITHSCORES') end
+  local below = redis.call('ZRANGE', key, r + 1, r + n, 'WITHSCORES')
+  return {r, redis.call('ZSCORE', key, m), card, named(above), named(below)}
+end
+local places = tonumber(ARGV[4])
+local last = redis.call('ZRANGE', KEYS[4], places - 1, places - 1, 'WITHSCORES')
+local eligible = {redis.call('ZRANK', KEYS[4], m) or -1, redis.call('ZCARD', KEYS[4]), last[2] or ''}
+local profile = {p[4] or '', p[5] or '', p[2] or '0', p[1], p[3] or ''}
+return {1, m, profile, around(KEYS[3]), eligible, around(KEYS[5])}
+"""
+
 # KEYS[1] generation pointer  KEYS[2] shadow marker  ARGV[1] the new generation
 # Returns the previous generation ('0' when there was none). One SET: readers see the old or the new boards whole.
 SWAP = """
@@ -191,6 +267,7 @@ class Scripts:
     restate: Script
     page: Script
     standing: Script
+    standing_of: Script
     swap: Script
 
 
@@ -201,5 +278,6 @@ def register(client: redis.Redis) -> Scripts:
         restate=client.register_script(RESTATE),
         page=client.register_script(PAGE),
         standing=client.register_script(STANDING),
+        standing_of=client.register_script(STANDING_OF),
         swap=client.register_script(SWAP),
     )

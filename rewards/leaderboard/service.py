@@ -19,7 +19,7 @@ from rewards.config import Settings
 from rewards.db import Database
 from rewards.errors import Invalid, NotFound, Unavailable
 from rewards.leaderboard import keys, scores
-from rewards.leaderboard.boards import Boards, GenerationMoved, Neighbour, Place
+from rewards.leaderboard.boards import Boards, GenerationMoved, Neighbour, Place, RawStanding
 from rewards.leaderboard.ledger_standing import BANNED, NOT_VERIFIED, ledger_standing
 from rewards.leaderboard.projector import Projector
 from rewards.leaderboard.schemas import (
@@ -31,7 +31,7 @@ from rewards.leaderboard.schemas import (
     StandingOut,
 )
 from rewards.logs import get_logger
-from rewards.masking import mask_name, mask_phone
+from rewards.masking import mask_name
 from rewards.prizes import PrizeTable, points_to_enter
 from rewards.scoring.rules import is_eligible
 
@@ -80,9 +80,7 @@ class LeaderboardService:
             return {}
         with self.db.read() as session:
             rows = session.execute(select(Citizen.id, Citizen.name, Citizen.phone).where(Citizen.id.in_(ids)))
-            return {
-                cid: mask_name(name) if name else (mask_phone(phone) or mask_name(None)) for cid, name, phone in rows
-            }
+            return {cid: scores.display_name(name, phone) for cid, name, phone in rows}
 
     def page(
         self,
@@ -136,6 +134,65 @@ class LeaderboardService:
             rows=rows,
         )
 
+    def prize_list(self, *, week: IsoWeek | None = None, offset: int = 0, limit: int = 80) -> BoardPageOut:
+        """A week's prize list: the eligible places offset+1 .. offset+limit (prize_rank, tier), with the ineligible
+        citizens who rank among them marked (eligible false, no prize_rank): they never take a prize place.
+
+        `rank` stays the place on the full weekly board; `offset`/`limit` count prize places, so a page may hold
+        more than `limit` rows. Prize place p sits at full position p-1 or later, so the full board is read from
+        position offset-1 on, in slices (each atomic, with its own eligibility and prize ranks), at most 5,000 rows.
+        """
+        if offset < 0:
+            raise Invalid("offset must be >= 0", code="invalid_offset")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", code="invalid_limit")
+        label, start, last = str(week or self.current_week()), max(offset - 1, 0), offset + limit
+        ids: list[int] = []
+        rows: list[BoardRowOut] = []
+        total, updated, inside, done = 0, None, offset == 0, False
+        with redis_reads():
+            for first in range(start, start + 5_000, MAX_LIMIT):
+                raw = self.boards.page(keys.weekly(label), first, MAX_LIMIT)
+                total, updated = raw.total, raw.updated_tick
+                for i, r in enumerate(raw.rows):
+                    p = r.prize_rank
+                    if p is not None and (p <= offset or p > last):
+                        inside, done = p == offset, p > last  # ineligible rows after place `offset` are ours
+                    elif inside or p is not None:
+                        inside, done = True, p == last
+                        ids.append(r.citizen_id)
+                        tier = self.prizes.tier_for(p)
+                        at = scores.instant_of(r.tick)
+                        rows.append(
+                            BoardRowOut(
+                                rank=first + i + 1,
+                                name="",
+                                points=r.points,
+                                reached_at=at,
+                                eligible=r.eligible,
+                                prize_rank=p,
+                                tier=tier,
+                            )
+                        )
+                    if done:
+                        break
+                if done or len(raw.rows) < MAX_LIMIT:
+                    break
+        names = self.display_names(ids)
+        return BoardPageOut(
+            board="weekly",
+            week=label,
+            district=None,
+            updated_at=scores.instant_of(updated) if updated is not None else None,
+            total=total,
+            offset=offset,
+            limit=limit,
+            prize_places=self.prizes.places,
+            rows=[
+                r.model_copy(update={"name": names.get(cid, mask_name(None))}) for cid, r in zip(ids, rows, strict=True)
+            ],
+        )
+
     def standing(self, openid: str, *, week: IsoWeek | None = None, neighbours: int = 1) -> StandingOut:
         """Where a citizen stands; while the boards are unavailable or trail the ledger, the same answer computed
         from the ledger, marked stale (never wrong points presented as fresh)."""
@@ -153,15 +210,38 @@ class LeaderboardService:
         return found.model_copy(update={"message": STALE, "stale": True})
 
     def _from_boards(self, openid: str, week: str, neighbours: int) -> StandingOut:
+        """One EVALSHA reads everything (citizen data kept in Redis by the projector and rebuild); a citizen Redis
+        does not know yet (created since the projector's last pass) is looked up in SQL, then read by id."""
+        found = self.from_redis(openid, week, neighbours)
+        return found if found is not None else self.from_sql_and_boards(openid, week, neighbours)
+
+    def from_redis(self, openid: str, week: str, neighbours: int = 1) -> StandingOut | None:
+        """The standing from one script call, no SQL; None when Redis holds no citizen data for the openid."""
+        with redis_reads():
+            raw = self.boards.standing_of(openid, week, self.prizes.places, neighbours)
+        if raw is None:
+            return None
+        near = [n for p in (raw.weekly, raw.all_time) for n in (*p.above, *p.below)]
+        names = {n.citizen_id: n.name for n in near if n.name}
+        unnamed = [n.citizen_id for n in near if not n.name]
+        if unnamed:  # a neighbour the projector has not restated yet (rare): their names from SQL
+            names.update(self.display_names(unnamed))
+        return self._standing(raw, bool(raw.eligible), bool(raw.banned), names, week)
+
+    def from_sql_and_boards(self, openid: str, week: str, neighbours: int = 1) -> StandingOut:
+        """The standing with the citizen and the neighbours' names read from SQL and the places from Redis."""
         with self.db.read() as session:
             citizen = cases.get_citizen(session, openid)
             cid, verified, banned = citizen.id, citizen.verified, citizen.banned
-        places = self.prizes.places
         with redis_reads():
-            raw = self.boards.standing(cid, week, places, neighbours)
-        eligible = is_eligible(verified, banned)
-        near = [n.citizen_id for p in (raw.weekly, raw.all_time) for n in (*p.above, *p.below)]
-        names = self.display_names(near)
+            raw = self.boards.standing(cid, week, self.prizes.places, neighbours)
+        near_ids = [n.citizen_id for p in (raw.weekly, raw.all_time) for n in (*p.above, *p.below)]
+        return self._standing(raw, is_eligible(verified, banned), banned, self.display_names(near_ids), week)
+
+    def _standing(
+        self, raw: RawStanding, eligible: bool, banned: bool, names: dict[int, str], week: str
+    ) -> StandingOut:
+        places = self.prizes.places
         prize_rank = raw.prize_rank if eligible else None
         to_prize = None
         if eligible:

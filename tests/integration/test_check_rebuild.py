@@ -142,7 +142,7 @@ def per_example(db_engine: Engine, make_container: MakeContainer) -> Callable[[]
 
 
 CORRUPTIONS = ["drop_summary", "wrong_score", "stray_member", "missing_member", "replaced_member", "summary_points"]
-CORRUPTIONS += ["flush"]
+CORRUPTIONS += ["citizen_name", "citizen_unmapped", "flush"]
 
 
 def corrupt(c: Container, how: str, rnd: random.Random) -> str:
@@ -171,6 +171,12 @@ def corrupt(c: Container, how: str, rnd: random.Random) -> str:
         c.redis.zrem(board, member)
         c.redis.zadd(board, {keys.member(999_998): score})
         return f"board {name}: citizen 999998 should not be there"
+    if how == "citizen_name":  # what a standing shows of the citizen (kept beside the summary)
+        c.redis.hset(keys.summary_key(p, gen, cid), "n", "假*名")
+        return f"citizen data of citizen {cid}"
+    if how == "citizen_unmapped":
+        c.redis.hdel(keys.openids_key(p, gen), f"o{cid}")
+        return f"citizen data of citizen {cid}: openid maps to None"
     if how == "summary_points":
         c.redis.hincrby(keys.summary_key(p, gen, cid), "p:at", 1)
         return f"summary of citizen {cid}, scope at"
