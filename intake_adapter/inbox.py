@@ -121,22 +121,34 @@ def _instant(value: Any) -> datetime | None:
 
 def insert_new(session: Session, env: Envelope, now: datetime) -> bool:
     """Insert the event as pending unless its id is already in the inbox; return True when inserted."""
-    values = {
-        "event_id": env.event_id,
-        "type": env.type,
-        "case_id": env.case_id,
-        "occurred_at": env.occurred_at,
-        "received_at": now,
-        "payload": env.payload,
-        "status": PENDING,
-        "attempts": 0,
-    }
-    stmt: Any
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = pg_insert(InboxEvent).values(values).on_conflict_do_nothing(index_elements=["event_id"])
-    else:
-        stmt = sqlite_insert(InboxEvent).values(values).on_conflict_do_nothing(index_elements=["event_id"])
-    return session.execute(stmt.returning(InboxEvent.id)).scalar_one_or_none() is not None
+    return env.event_id in insert_many(session, [env], now)
+
+
+def insert_many(session: Session, envs: list[Envelope], now: datetime) -> dict[str, int]:
+    """Insert the events as pending in one statement, skipping ids already in the inbox; return {event_id: new id}."""
+    if not envs:
+        return {}
+    values = [
+        {
+            "event_id": env.event_id,
+            "type": env.type,
+            "case_id": env.case_id,
+            "occurred_at": env.occurred_at,
+            "received_at": now,
+            "payload": env.payload,
+            "status": PENDING,
+            "attempts": 0,
+        }
+        for env in envs
+    ]
+    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    fresh: dict[str, int] = {}
+    for start in range(0, len(values), 500):  # ≤ 4,000 parameters per statement (SQLite allows 32,766)
+        stmt = (
+            insert(InboxEvent).values(values[start : start + 500]).on_conflict_do_nothing(index_elements=["event_id"])
+        )
+        fresh |= {event_id: pk for pk, event_id in session.execute(stmt.returning(InboxEvent.id, InboxEvent.event_id))}
+    return fresh
 
 
 def rows_by_event_id(session: Session, event_ids: list[str]) -> dict[str, InboxEvent]:

@@ -97,6 +97,7 @@ class StatusChanged(_Envelope):
     duplicate_of: CaseId | None = None
     department: str | None = Field(default=None, max_length=128)
     note: str | None = Field(default=None, max_length=2000)
+    deadline: AwareDatetime | None = None  # the deadline for handling, if the case system sets one (dispatch)
 
     @model_validator(mode="after")
     def _verdict_fits_status(self) -> StatusChanged:
@@ -111,6 +112,13 @@ class StatusChanged(_Envelope):
             raise ValueError("duplicate_of is only allowed with the verdict duplicate")
         if self.status == "voided" and not (self.note and self.note.strip()):
             raise ValueError("status voided needs a note giving the reason")
+        if self.deadline is not None and self.status in ("filed", "refused", "voided"):
+            raise ValueError(f"a deadline is only allowed with a status change, not with {self.status}")
+        if self.deadline is not None:
+            try:
+                self.deadline.astimezone(UTC)
+            except OverflowError as exc:
+                raise ValueError("deadline is out of range") from exc
         return self
 
 

@@ -1,19 +1,27 @@
-"""Intake: keep every event raw in the inbox, then apply each one in its own transaction through CaseFlows.
+"""Intake: keep every event raw in the inbox, then apply a batch in one transaction through CaseFlows.
 
-Nothing lost: an event is committed to the inbox before it is applied, and one that cannot be applied stays
-there as failed with its reason, to be applied again by `rewards intake replay` (or automatically when a later
-event for the same case succeeds). Nothing twice: applying an event and marking it applied commit together, and
-an applied event id is never applied again.
+Nothing lost: a batch's events are committed to the inbox (one multi-row INSERT) before they are applied, and one
+that cannot be applied stays there as failed with its reason, to be applied again by `rewards intake replay` (or
+automatically when a later event for the same case succeeds). Nothing twice: applying an event and marking it
+applied commit together, and an applied event id is never applied again.
+
+Set-based: the batch's inbox rows, its cases (locked, in id order) and its citizens are read in three statements;
+the history and audit rows of the whole batch go in one statement, the inbox rows' outcomes in one executemany,
+and the batch commits once. An event refused by validation (or from the future) fails before any SQL. The events
+run optimistically, without SAVEPOINTs; if one fails after touching SQL, that pass is rolled back whole and run
+again with each event in a SAVEPOINT, so a bad event is rolled back alone and never takes the good ones down (the
+results, order and inbox outcomes are those of the careful pass).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from intake_adapter import inbox
 from intake_adapter.models import APPLIED, FAILED, PENDING, InboxEvent
@@ -21,15 +29,16 @@ from intake_adapter.results import BatchOutcome, EventResult, InboxView, ReplayS
 from intake_adapter.schemas import ReportSubmitted, StatusChanged, parse_event
 from intake_adapter.translate import translate_report, translate_status
 from rewards.bootstrap import Container
+from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ChangeStatus
-from rewards.cases.models import Case
 from rewards.clock import Clock
-from rewards.db import Database, UnitOfWork
+from rewards.db import Database, UnitOfWork, savepoint
 from rewards.errors import Conflict, DomainError, Invalid, Unavailable
 from rewards.flows import CaseFlows
 
 ACTOR = Actor("city-case-system", "intake")
 MAX_REPLAY_PASSES = 50
+_RETRYABLE = ("40P01", "40001")  # deadlock_detected, serialization_failure: only this step is rolled back
 
 
 class IntakeService:
@@ -65,19 +74,11 @@ class IntakeService:
             first_index[env.event_id] = i
             envelopes[i] = env
         to_apply = self._store(envelopes, results)
-        index_of = {pk: i for i, pk in to_apply.items()}
         also: dict[int, EventResult] = {}
-        ordered = sorted(to_apply, key=lambda i: (envelopes[i].occurred_at is None, envelopes[i].occurred_at, i))
-        for i in ordered:
-            if results[i] is not None:
-                continue  # already applied by a retry triggered earlier in this batch
-            res = results[i] = self._apply(to_apply[i])
-            if res.result == "applied" and res.case_id:
-                for pk, retried in self._retry_case(res.case_id):
-                    if pk in index_of:
-                        results[index_of[pk]] = retried
-                    else:
-                        also[pk] = retried
+        if to_apply:
+            ordered = sorted(to_apply, key=lambda i: (envelopes[i].occurred_at is None, envelopes[i].occurred_at, i))
+            case_ids = {c for i in ordered if (c := envelopes[i].case_id) is not None}
+            self._apply_batch([(i, to_apply[i]) for i in ordered], case_ids, results, also)
         return BatchOutcome([r for r in results if r is not None], list(also.values()))
 
     def replay(self, max_passes: int = MAX_REPLAY_PASSES) -> ReplaySummary:
@@ -107,11 +108,15 @@ class IntakeService:
         to_apply: dict[int, int] = {}
         with self.db.uow() as uow:
             now = self.clock.now()
-            fresh = {i for i, env in envelopes.items() if inbox.insert_new(uow.session, env, now)}
-            rows = inbox.rows_by_event_id(uow.session, [e.event_id for e in envelopes.values()])
+            fresh = inbox.insert_many(uow.session, list(envelopes.values()), now)  # event_id -> new inbox id
+            known = [e.event_id for e in envelopes.values() if e.event_id not in fresh]
+            rows = inbox.rows_by_event_id(uow.session, known) if known else {}
             for i, env in envelopes.items():
+                if env.event_id in fresh:
+                    to_apply[i] = fresh[env.event_id]
+                    continue
                 row = rows[env.event_id]
-                if i in fresh or row.status != APPLIED:
+                if row.status != APPLIED:
                     if row.payload != env.payload:
                         inbox.replace_payload(row, env)  # a corrected re-send of an event not applied yet
                     to_apply[i] = row.id
@@ -122,7 +127,113 @@ class IntakeService:
                     results[i] = failure(env.event_id, Conflict(msg, code="event_id_reused"))
         return to_apply
 
-    # -- applying ------------------------------------------------------------------------------------------
+    # -- applying a batch ----------------------------------------------------------------------------------
+
+    def _apply_batch(
+        self,
+        ordered: list[tuple[int, int]],
+        case_ids: set[str],
+        results: list[EventResult | None],
+        also: dict[int, EventResult],
+    ) -> None:
+        """Apply the batch's stored events (request index, inbox id) in order, in one transaction.
+
+        As the one-at-a-time path did: after an event is applied, the case's failed events (this batch's and earlier
+        ones) are retried oldest first while that makes progress; those not in this batch are reported in `also`.
+        """
+        try:  # optimistic: no SAVEPOINTs; the first event that fails once it has touched SQL aborts this pass
+            self._apply_pass(ordered, case_ids, results, also, careful=False)
+        except _NeedSavepoints:  # everything of that pass was rolled back: run again, each event in a SAVEPOINT
+            self._apply_pass(ordered, case_ids, results, also, careful=True)
+
+    def _apply_pass(
+        self,
+        ordered: list[tuple[int, int]],
+        case_ids: set[str],
+        results: list[EventResult | None],
+        also: dict[int, EventResult],
+        *,
+        careful: bool,
+    ) -> None:
+        index_of = {pk: i for i, pk in ordered}
+        out, more = list(results), dict(also)  # kept only if the pass commits
+        with self.db.uow() as uow:
+            uow.defer_rows = True
+            batch = _Batch(uow, self.clock.now(), careful)
+            batch.load([pk for _, pk in ordered], case_ids)
+            for i, pk in ordered:
+                if out[i] is not None:
+                    continue  # already applied by a retry triggered earlier in this batch
+                res = out[i] = self._apply_in(batch, pk)
+                if res.result == "applied" and res.case_id:
+                    for retried_pk, retried in self._retry_in(batch, res.case_id):
+                        if retried_pk in index_of:
+                            out[index_of[retried_pk]] = retried
+                        else:
+                            more[retried_pk] = retried
+            batch.save()
+        results[:] = out
+        also.update(more)
+
+    def _apply_in(self, batch: _Batch, pk: int) -> EventResult:
+        """Apply one event of the batch in a SAVEPOINT; a failure is noted on its inbox row and returned."""
+        row = batch.rows[pk]
+        if row.status == APPLIED:  # applied by a concurrent request before this batch locked it
+            return EventResult(row.event_id, "duplicate", type=row.type, case_id=row.case_id)
+        try:
+            event = parse_event(row.raw())
+            self._check_not_future(event)
+        except DomainError as exc:
+            return batch.failed(row, exc)
+        if not batch.careful:
+            try:
+                result = self._execute(batch.uow, event)
+            except (DomainError, DataError, IntegrityError) as exc:
+                raise _NeedSavepoints from exc
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) in _RETRYABLE:
+                    raise _NeedSavepoints from exc
+                raise  # the connection is gone: the whole batch rolls back, its events stay pending
+            batch.applied(row)
+            return result
+        for attempt in (1, 2, 3):
+            try:
+                with savepoint(batch.uow):
+                    result = self._execute(batch.uow, event)
+            except DomainError as exc:
+                cases.forget_preloaded(batch.uow.session)
+                return batch.failed(row, exc)
+            except DataError as exc:  # a value the database cannot hold that validation let through
+                cases.forget_preloaded(batch.uow.session)
+                msg = f"a value cannot be stored ({type(exc.orig).__name__})"
+                return batch.failed(row, Invalid(msg, code="invalid_value"))
+            except (IntegrityError, OperationalError) as exc:
+                # a concurrent request created the same case or citizen first (or a deadlock victim was chosen):
+                # the step was rolled back alone; the retry reads again and sees the winner's rows
+                if isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
+                    raise  # the connection is gone: the whole batch rolls back, its events stay pending
+                cases.forget_preloaded(batch.uow.session)
+                if attempt == 3:
+                    msg = "a concurrent write to the same case won; retry the event"
+                    return batch.failed(row, Conflict(msg, code="concurrent_write"))
+                continue
+            batch.applied(row)
+            return result
+        raise AssertionError("unreachable")
+
+    def _retry_in(self, batch: _Batch, case_id: str) -> Iterable[tuple[int, EventResult]]:
+        """Re-apply the case's failed events, oldest first, while that makes progress; yield the ones applied."""
+        while True:
+            progress = False
+            for row in batch.failed_of(case_id):
+                res = self._apply_in(batch, row.id)
+                if res.result == "applied":
+                    progress = True
+                    yield row.id, res
+            if not progress:
+                return
+
+    # -- applying one event (replay) -----------------------------------------------------------------------
 
     def _apply(self, pk: int) -> EventResult:
         """Apply one stored event; a failure is recorded on its inbox row and returned, not raised."""
@@ -165,7 +276,7 @@ class IntakeService:
             res.effect, res.case_status = ("created" if created else "unchanged"), case.status
             return res
         command = translate_status(event)
-        before = uow.session.scalar(select(Case.status).where(Case.case_id == event.case_id))
+        before = cases.case_status(uow.session, event.case_id)  # a batch has the case preloaded: no query
         if isinstance(command, ChangeStatus):
             case, moved = self.flows.change_status(uow, command, ACTOR, event_id=eid)
             res.effect = "moved" if moved else "recorded"
@@ -237,3 +348,90 @@ class IntakeService:
         with self.db.read() as session:
             row = session.get_one(InboxEvent, pk)
             return InboxView(row.event_id, row.type, row.case_id, row.status, row.attempts, row.error)
+
+
+class _NeedSavepoints(Exception):
+    """An event failed after touching SQL in an optimistic pass: roll the pass back, run it with SAVEPOINTs."""
+
+
+@dataclass
+class _Row:
+    """An inbox row as the batch holds it; its outcome is written back with the others in one executemany."""
+
+    id: int
+    event_id: str
+    type: str
+    case_id: str | None
+    occurred_at: datetime | None
+    payload: str
+    status: str
+    attempts: int
+    error: str | None = None
+    applied_at: datetime | None = None
+    changed: bool = False
+    parsed: object = None
+
+    def raw(self) -> object:
+        """The stored event as JSON data (parsed once)."""
+        if self.parsed is None:
+            self.parsed = json.loads(self.payload)
+        return self.parsed
+
+
+class _Batch:
+    """One batch's transaction: its inbox rows (locked), the failed rows of its cases, and their new outcomes."""
+
+    def __init__(self, uow: UnitOfWork, now: datetime, careful: bool) -> None:
+        self.uow = uow
+        self.now = now
+        self.careful = careful  # each event in a SAVEPOINT (after an optimistic pass failed)
+        self.rows: dict[int, _Row] = {}
+
+    def load(self, pks: list[int], case_ids: set[str]) -> None:
+        """Lock the batch's rows and its cases' failed ones (id order), then lock its cases and load its citizens."""
+        session = self.uow.session
+        who: ColumnElement[bool] = InboxEvent.id.in_(pks)
+        if case_ids:
+            who = who | (InboxEvent.case_id.in_(case_ids) & (InboxEvent.status == FAILED))
+        cols = (InboxEvent.id, InboxEvent.event_id, InboxEvent.type, InboxEvent.case_id, InboxEvent.occurred_at)
+        stmt = select(*cols, InboxEvent.payload, InboxEvent.status, InboxEvent.attempts, InboxEvent.error)
+        for r in session.execute(stmt.where(who).order_by(InboxEvent.id).with_for_update()):
+            self.rows[r.id] = _Row(*r)
+        openids = {openid for pk in pks if (openid := _reporter_openid(self.rows[pk].raw())) is not None}
+        cases.preload(session, case_ids, openids)
+
+    def failed_of(self, case_id: str) -> list[_Row]:
+        """The case's failed rows, oldest first (as the one-at-a-time path ordered them)."""
+        rows = [r for r in self.rows.values() if r.case_id == case_id and r.status == FAILED]
+        return sorted(rows, key=lambda r: (r.occurred_at is None, r.occurred_at, r.id))
+
+    def applied(self, row: _Row) -> None:
+        row.status, row.applied_at, row.error, row.changed = APPLIED, self.now, None, True
+        row.attempts += 1
+
+    def failed(self, row: _Row, exc: DomainError) -> EventResult:
+        row.status, row.changed = FAILED, True
+        # messages may quote the refused input; PostgreSQL text cannot hold NUL
+        row.error = f"[{exc.status} {exc.code}] {exc.message}".replace("\x00", "\\x00")
+        row.attempts += 1
+        res = failure(row.event_id, exc)
+        res.type, res.case_id = row.type, row.case_id
+        return res
+
+    def save(self) -> None:
+        """Write every changed row's outcome in one executemany (the batch's queued rows follow before COMMIT)."""
+        changed = [
+            {"id": r.id, "status": r.status, "error": r.error, "attempts": r.attempts, "applied_at": r.applied_at}
+            for r in self.rows.values()
+            if r.changed
+        ]
+        if changed:
+            self.uow.session.execute(update(InboxEvent), changed)
+        cases.forget_preloaded(self.uow.session)
+
+
+def _reporter_openid(raw: object) -> str | None:
+    """The reporter's openid of a stored report, if it has one (to load the batch's citizens at once)."""
+    reporter = raw.get("reporter") if isinstance(raw, dict) else None
+    openid = reporter.get("openid") if isinstance(reporter, dict) else None
+    return openid if isinstance(openid, str) else None

@@ -81,6 +81,8 @@ class StatusChangedLike(Protocol):
     def department(self) -> str | None: ...
     @property
     def note(self) -> str | None: ...
+    @property
+    def deadline(self) -> datetime | None: ...
 
 
 def translate_report(event: SubmittedLike) -> ReportCase:
@@ -124,5 +126,5 @@ def translate_status(event: StatusChangedLike) -> GiveVerdict | VoidCase | Chang
         return VoidCase(event.case_id, event.note or "", when)
     if event.status == "sent_back":
         note = f"{SENT_BACK_NOTE}：{event.note}" if event.note else SENT_BACK_NOTE
-        return ChangeStatus(event.case_id, "processing", when, department=event.department, note=note)
-    return ChangeStatus(event.case_id, event.status, when, department=event.department, note=event.note)
+        return ChangeStatus(event.case_id, "processing", when, event.department, note, event.deadline)
+    return ChangeStatus(event.case_id, event.status, when, event.department, event.note, event.deadline)

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, Insert, MetaData, Result, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -73,7 +73,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # no pre-ping: it is one more round trip on every checkout; a connection the server dropped fails its request
+    # as Unavailable (503, retried by the caller) and the pool then replaces every connection older than it
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
@@ -90,6 +92,13 @@ class UnitOfWork:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._after_commit: list[Callable[[], None]] = []
+        # True for a batch (intake): queued history/audit rows are sent once, before COMMIT, not after each step
+        self.defer_rows = False
+
+    def step_done(self) -> None:
+        """End of one use case: send its queued rows now, unless the batch sends them all before COMMIT."""
+        if not self.defer_rows:
+            flush_rows(self.session)
 
     def after_commit(self, effect: Callable[[], None]) -> None:
         """Queue an effect to run once the transaction has committed (it must be safe to repeat)."""
@@ -131,6 +140,68 @@ def insert_or_ignore(session: Session, model: Any, values: dict[str, Any], confl
     return session.execute(stmt).scalar_one_or_none()
 
 
+# -- rows written later, together --------------------------------------------------------------------------------
+
+_PENDING = "rewards.pending_rows"  # session.info key: [(model, values), ...] not yet sent
+MAX_CTE_ROWS = 8  # a few rows ride along as CTEs of the final INSERT; more go as an executemany (cheaper to compile)
+
+
+def add_row(session: Session, model: Any, values: dict[str, Any]) -> None:
+    """Queue an append-only row (history, audit): it is sent with the next `flush_rows`, in one statement per batch.
+
+    Nothing in the transaction may read these rows before that flush; every unit of work flushes before commit.
+    """
+    session.info.setdefault(_PENDING, []).append((model, values))
+
+
+def flush_rows(session: Session, final: Insert | None = None) -> Result[Any] | None:
+    """Send the queued rows, then `final` (an INSERT, e.g. the ledger's), in as few round trips as possible.
+
+    PostgreSQL, a few rows: one statement, each table's rows a data-modifying CTE of `final` (or of the last
+    table's INSERT). SQLite (no DML in CTEs) with a `final`: `final` alone, the rows staying queued. Otherwise one
+    executemany per table (SQLAlchemy sends it as multi-row INSERTs), then `final`. Returns `final`'s result.
+    """
+    if final is not None and session.get_bind().dialect.name != "postgresql":
+        return session.execute(final)  # nothing to ride along with: the queued rows wait for the next flush
+    pending: list[tuple[Any, dict[str, Any]]] = session.info.pop(_PENDING, [])
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for model, values in pending:
+        groups.setdefault(model, []).append(values)
+    chunks = list(groups.items())
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres or len(pending) > MAX_CTE_ROWS or (final is None and len(chunks) < 2):
+        # many rows (a batch's history): an executemany, compiled once and cached, sent as multi-row INSERTs
+        for model, rows in groups.items():
+            session.execute(insert(model), rows)
+        return session.execute(final) if final is not None else None
+    if final is None:  # a few rows of several tables (a refusal's history and audit line): one statement
+        model, rows = chunks.pop()
+        final = insert(model).values(rows)
+    stmt = final
+    for n, (model, rows) in enumerate(chunks):
+        stmt = stmt.add_cte(insert(model).values(rows).cte(f"rows_{n}"))
+    return session.execute(stmt)
+
+
+@contextmanager
+def savepoint(uow: UnitOfWork) -> Iterator[None]:
+    """Run a step in a SAVEPOINT: on error its writes, queued rows and after-commit effects are all undone."""
+    effects = len(uow._after_commit)
+    # rows queued by earlier steps may be sent inside this step (riding along with its ledger INSERT): if the step
+    # is rolled back they must be queued again, and the step's own rows dropped
+    queued = list(uow.session.info.get(_PENDING, []))
+    nested = uow.session.begin_nested()
+    try:
+        yield
+        nested.commit()  # the step's queued rows stay queued: the unit of work sends them all before COMMIT
+    except BaseException:
+        uow.session.info[_PENDING] = queued
+        if nested.is_active:
+            nested.rollback()
+        del uow._after_commit[effects:]
+        raise
+
+
 AfterCommitErrorHandler = Callable[[list[FailedEffect]], None]
 
 
@@ -144,6 +215,7 @@ def unit_of_work(
     committing = False
     try:
         yield uow
+        flush_rows(session)
         committing = True
         session.commit()
     except (OperationalError, DBAPIError) as exc:

@@ -95,6 +95,7 @@ class CaseFlows:
                     f"case {report.case_id!r} is already registered with a different reporter or category",
                     code="case_id_taken",
                 )
+            uow.step_done()
             return existing, False
         reported_at = to_utc(report.reported_at)
         case = Case(
@@ -116,7 +117,8 @@ class CaseFlows:
         case.reporter = reporter
         session.add(case)
         session.flush()
-        cases.record_history(
+        cases.remember_case(session, case)
+        cases.queue_history(
             session,
             case,
             lc.REPORTED,
@@ -126,6 +128,7 @@ class CaseFlows:
             source=actor.source,
             event_id=event_id,
         )
+        uow.step_done()
         return case, True
 
     def verdict(self, uow: UnitOfWork, command: GiveVerdict, actor: Actor, event_id: str | None = None) -> Case:
@@ -154,11 +157,12 @@ class CaseFlows:
         case.verdict_reason = reason
         case.duplicate_of = duplicate_of
         self._move(uow, case, target, when, actor, note=reason, department=department, event_id=event_id)
-        cases.audit(session, self.clock.now(), actor.name, f"verdict:{verdict}", case_id, reason)
+        cases.queue_audit(session, self.clock.now(), actor.name, f"verdict:{verdict}", case_id, reason)
         if verdict == "valid":
             outcome = self.scoring.award_filed(uow, case)
             if isinstance(outcome, NoAward):
                 case.award_note = outcome.reason
+        uow.step_done()
         return case
 
     def void(self, uow: UnitOfWork, command: VoidCase, actor: Actor, event_id: str | None = None) -> Case:
@@ -173,8 +177,9 @@ class CaseFlows:
         lc.check_transition(case.status, lc.VOIDED)
         when = to_utc(occurred_at) if occurred_at else self.clock.now()
         self._move(uow, case, lc.VOIDED, when, actor, note=reason, event_id=event_id)
-        cases.audit(session, self.clock.now(), actor.name, "void", case_id, reason)
+        cases.queue_audit(session, self.clock.now(), actor.name, "void", case_id, reason)
         self.scoring.reverse_voided(uow, case)
+        uow.step_done()
         return case
 
     def change_status(
@@ -193,7 +198,7 @@ class CaseFlows:
         case = cases.get_case(session, case_id, lock=True)
         when = to_utc(occurred_at)
         if case.status == lc.VOIDED or (case.status != lc.REPORTED and when < case.status_at):
-            cases.record_history(
+            cases.queue_history(
                 session,
                 case,
                 status,
@@ -206,9 +211,13 @@ class CaseFlows:
                 event_id=event_id,
                 applied=False,
             )
+            uow.step_done()
             return case, False
         lc.check_transition(case.status, status)
         self._move(uow, case, status, when, actor, note=note, department=department, event_id=event_id)
+        if command.deadline is not None:  # the case system's deadline for handling (on-time rates in /stats)
+            case.deadline_at = to_utc(command.deadline)
+        uow.step_done()
         return case, True
 
     def set_banned(self, uow: UnitOfWork, command: SetBan, actor: Actor) -> Citizen:
@@ -221,7 +230,7 @@ class CaseFlows:
             return citizen
         citizen.banned = banned
         citizen.updated_at = self.clock.now()
-        cases.audit(
+        cases.queue_audit(
             uow.session, self.clock.now(), actor.name, "ban" if banned else "unban", f"citizen:{citizen.id}", reason
         )
         self.eligibility_changed(uow, citizen)
@@ -257,7 +266,7 @@ class CaseFlows:
         case.updated_at = now
         if department:
             case.department = department
-        cases.record_history(
+        cases.queue_history(
             uow.session,
             case,
             status,

@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from rewards.cases.models import AuditEntry, Case, CaseHistory, Citizen, CitizenChange
-from rewards.db import insert_or_ignore
+from rewards.db import add_row, insert_or_ignore
 from rewards.errors import NotFound
+
+# A batch (intake) preloads the cases and citizens it touches in two statements, the cases locked; the lookups below
+# then answer from these session-scoped maps instead of one SELECT each. Outside a batch there are no maps.
+_CASES = "rewards.cases_by_case_id"  # case_id -> Case (locked by the batch), or None: known not to exist
+_CITIZENS = "rewards.citizens_by_openid"  # openid -> Citizen (only those that exist)
+
+
+def preload(session: Session, case_ids: Collection[str], openids: Collection[str]) -> None:
+    """Lock the batch's cases (in id order: two batches never wait on each other in a cycle) and load its citizens."""
+    found = session.scalars(
+        select(Case)
+        .where(Case.case_id.in_(case_ids))
+        .options(lazyload(Case.history))
+        .order_by(Case.id)
+        .with_for_update(of=Case)
+    ).all()
+    by_id: dict[str, Case | None] = dict.fromkeys(case_ids)
+    by_id |= {c.case_id: c for c in found}
+    citizens = session.scalars(select(Citizen).where(Citizen.openid.in_(openids))).all() if openids else []
+    session.info[_CASES] = by_id
+    session.info[_CITIZENS] = {c.openid: successor(session, c) for c in citizens}
+
+
+def forget_preloaded(session: Session) -> None:
+    """Drop the batch's maps (a step was rolled back: objects it touched may be gone); lookups query again."""
+    session.info.pop(_CASES, None)
+    session.info.pop(_CITIZENS, None)
+
+
+def remember_case(session: Session, case: Case) -> None:
+    """Note a case created in this batch (a later event of the batch finds it without a query)."""
+    cache: dict[str, Case | None] | None = session.info.get(_CASES)
+    if cache is not None:
+        cache[case.case_id] = case
 
 
 def get_case(session: Session, case_id: str, *, lock: bool = False) -> Case:
     """Return the case with the city's case id, or raise NotFound (404); lock=True serialises writers."""
-    stmt = select(Case).where(Case.case_id == case_id)
-    if lock:
-        stmt = stmt.with_for_update(of=Case)
-    case = session.scalar(stmt)
+    cache: dict[str, Case | None] | None = session.info.get(_CASES)
+    if cache is not None and case_id in cache:  # preloaded (and locked) by this batch, or created in it
+        case = cache[case_id]
+    else:
+        stmt = select(Case).where(Case.case_id == case_id)
+        if lock:
+            # a write: the timeline is loaded only if read (the API's answer, in the same session), not every time
+            stmt = stmt.options(lazyload(Case.history)).with_for_update(of=Case)
+        case = session.scalar(stmt)
     if case is None:
         raise NotFound(f"unknown case {case_id!r}", code="unknown_case")
     return case
@@ -26,12 +65,24 @@ def get_case(session: Session, case_id: str, *, lock: bool = False) -> Case:
 
 def find_case(session: Session, case_id: str) -> Case | None:
     """Return the case with the city's case id, or None."""
+    cache: dict[str, Case | None] | None = session.info.get(_CASES)
+    if cache is not None and case_id in cache:
+        return cache[case_id]
     return session.scalar(select(Case).where(Case.case_id == case_id))
+
+
+def case_status(session: Session, case_id: str) -> str | None:
+    """Return the case's status, or None when there is no such case (a batch answers from its preloaded cases)."""
+    cache: dict[str, Case | None] | None = session.info.get(_CASES)
+    if cache is not None and case_id in cache:
+        case = cache[case_id]
+        return case.status if case is not None else None
+    return session.scalar(select(Case.status).where(Case.case_id == case_id))
 
 
 def get_citizen(session: Session, openid: str) -> Citizen:
     """Return the citizen with this openid, or raise NotFound (404)."""
-    citizen = session.scalar(select(Citizen).where(Citizen.openid == openid))
+    citizen = find_citizen(session, openid)
     if citizen is None:
         raise NotFound("unknown citizen", code="unknown_citizen")
     return citizen
@@ -39,7 +90,28 @@ def get_citizen(session: Session, openid: str) -> Citizen:
 
 def find_citizen(session: Session, openid: str) -> Citizen | None:
     """Return the citizen with this openid, or None."""
-    return session.scalar(select(Citizen).where(Citizen.openid == openid))
+    cache: dict[str, Citizen] | None = session.info.get(_CITIZENS)
+    if cache is not None and openid in cache:
+        return cache[openid]
+    citizen = session.scalar(select(Citizen).where(Citizen.openid == openid))
+    if citizen is not None:
+        citizen = successor(session, citizen)
+    if cache is not None and citizen is not None:
+        cache[openid] = citizen
+    return citizen
+
+
+def successor(session: Session, citizen: Citizen) -> Citizen:
+    """The citizen that stands for this one: itself, or the citizen an administrator merged it into (reports and
+    sign-ins under a merged citizen's openid belong to the merged account)."""
+    seen = {citizen.id}
+    while citizen.merged_into_id is not None and citizen.merged_into_id not in seen:  # a merge never targets a
+        nxt = session.get(Citizen, citizen.merged_into_id)  # merged citizen; the guard keeps a bad row from looping
+        if nxt is None:
+            break
+        seen.add(nxt.id)
+        citizen = nxt
+    return citizen
 
 
 def upsert_citizen(
@@ -55,6 +127,7 @@ def upsert_citizen(
 ) -> Citizen:
     """Create the citizen or refresh the fields given (None leaves a field as it is)."""
     citizen = find_citizen(session, openid)
+    shown_changed = citizen is None  # a new citizen, or a new name/phone: the Redis copy a standing reads follows
     if citizen is None:  # two first reports of one citizen at once: one insert wins, both read the same row
         fresh = {"verified": False, "banned": False, "snapshot_user": False, "created_at": now, "updated_at": now}
         insert_or_ignore(session, Citizen, {"openid": openid, **fresh}, ("openid",))
@@ -71,6 +144,9 @@ def upsert_citizen(
         if value is not None and getattr(citizen, field) != value:
             setattr(citizen, field, value)
             citizen.updated_at = now
+            shown_changed = shown_changed or field in ("name", "phone")
+    if shown_changed:
+        record_citizen_change(session, citizen.id, now)  # the projector restates the citizen's data in Redis
     session.flush()
     return citizen
 
@@ -121,6 +197,43 @@ def record_history(
     )
     session.add(row)
     return row
+
+
+def queue_history(
+    session: Session,
+    case: Case,
+    status: str,
+    *,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    actor: str,
+    source: str,
+    department: str | None = None,
+    note: str | None = None,
+    event_id: str | None = None,
+    applied: bool = True,
+) -> None:
+    """Append one step to a case's history with the next `flush_rows` (one statement with the flow's other rows)."""
+    values = {
+        "case_pk": case.id,
+        "status": status,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "actor": actor,
+        "source": source,
+        "department": department,
+        "note": note,
+        "event_id": event_id,
+        "applied": applied,
+    }
+    add_row(session, CaseHistory, values)
+
+
+def queue_audit(
+    session: Session, at: datetime, actor: str, action: str, target: str, detail: str | None = None
+) -> None:
+    """Append an audit-log line with the next `flush_rows`."""
+    add_row(session, AuditEntry, {"at": at, "actor": actor, "action": action, "target": target, "detail": detail})
 
 
 def audit(session: Session, at: datetime, actor: str, action: str, target: str, detail: str | None = None) -> None:

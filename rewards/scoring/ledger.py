@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column
 
 from rewards.cases.models import Citizen
-from rewards.db import Base, UTCDateTime, insert_or_ignore
-from rewards.scoring.model import AwardDecision, EntryFacts
+from rewards.db import Base, UTCDateTime, flush_rows
+from rewards.scoring.model import RULE_VALID_REPORT, AwardDecision, EntryFacts
 from rewards.scoring.rules import is_eligible
 
 
@@ -41,10 +43,17 @@ def insert_entry(session: Session, decision: AwardDecision, week: str, now: date
         "reason": decision.reason,
         "created_at": now,
     }
-    new_id = insert_or_ignore(session, LedgerEntry, values, ("case_pk", "rule"))
-    if new_id is None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(LedgerEntry).values(values).on_conflict_do_nothing(index_elements=["case_pk", "rule"])
+    # RETURNING the whole row instead of reading it back; the flow's queued history/audit rows ride along
+    result = flush_rows(session, stmt.returning(*LedgerEntry.__table__.columns))
+    row = result.first() if result is not None else None
+    if row is None:
         return None
-    return session.get(LedgerEntry, new_id)
+    entry = LedgerEntry(**row._asdict())
+    make_transient_to_detached(entry)  # a persistent row as the database returned it: no SELECT to load it
+    session.add(entry)
+    return entry
 
 
 def entries_for_case(session: Session, case_pk: int) -> Sequence[LedgerEntry]:
@@ -68,10 +77,16 @@ def total_for_citizen(session: Session, citizen_id: int, week: str | None = None
     return int(session.execute(stmt).scalar_one())
 
 
-def count_awards_on_day(session: Session, citizen_id: int, start: datetime, end: datetime) -> int:
-    """Return how many positive awards a citizen received in [start, end) (for the optional daily limit)."""
+def count_awards_on_day(
+    session: Session, citizen_id: int, start: datetime, end: datetime, rule: str = RULE_VALID_REPORT
+) -> int:
+    """Return how many positive awards of one rule a citizen received in [start, end) (for a daily limit).
+
+    Per rule: the daily limit on valid reports and the daily cap on rating awards count separately.
+    """
     stmt = select(func.count(LedgerEntry.id)).where(
         LedgerEntry.citizen_id == citizen_id,
+        LedgerEntry.rule == rule,
         LedgerEntry.points > 0,
         LedgerEntry.created_at >= start,
         LedgerEntry.created_at < end,
@@ -92,11 +107,18 @@ def entry_facts(entry: LedgerEntry, district: str | None, eligible: bool) -> Ent
     )
 
 
-def facts_for_entries(session: Session, entries: Sequence[LedgerEntry]) -> list[EntryFacts]:
-    """Return EntryFacts for entries, with each citizen's district and prize eligibility."""
-    ids = {e.citizen_id for e in entries}
-    rows = session.execute(
-        select(Citizen.id, Citizen.district, Citizen.verified, Citizen.banned).where(Citizen.id.in_(ids))
-    )
-    info = {cid: (district, is_eligible(verified, banned)) for cid, district, verified, banned in rows}
+def facts_for_entries(
+    session: Session, entries: Sequence[LedgerEntry], known: Sequence[Citizen] = ()
+) -> list[EntryFacts]:
+    """Return EntryFacts for entries, with each citizen's district and prize eligibility.
+
+    `known`: citizens already loaded in this session (e.g. the case's reporter, locked with it): not read again.
+    """
+    info = {c.id: (c.district, is_eligible(c.verified, c.banned)) for c in known}
+    ids = {e.citizen_id for e in entries} - info.keys()
+    if ids:
+        rows = session.execute(
+            select(Citizen.id, Citizen.district, Citizen.verified, Citizen.banned).where(Citizen.id.in_(ids))
+        )
+        info |= {cid: (district, is_eligible(verified, banned)) for cid, district, verified, banned in rows}
     return [entry_facts(e, *info[e.citizen_id]) for e in entries]

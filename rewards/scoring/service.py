@@ -13,9 +13,17 @@ from rewards.config import Settings
 from rewards.db import UnitOfWork
 from rewards.scoring import ledger
 from rewards.scoring.ledger import LedgerEntry
-from rewards.scoring.model import AwardDecision, CaseFacts, CategoryRule, CitizenFacts, NoAward, RuleSettings
+from rewards.scoring.model import (
+    RULE_RATING_AWARD,
+    AwardDecision,
+    CaseFacts,
+    CategoryRule,
+    CitizenFacts,
+    NoAward,
+    RuleSettings,
+)
 from rewards.scoring.ports import BoardSink
-from rewards.scoring.rules import award_on_filing, reversal_on_void
+from rewards.scoring.rules import RATING_AWARD_OFF, award_on_filing, award_on_rating, reversal_on_void
 
 
 def rule_settings(settings: Settings) -> RuleSettings:
@@ -23,6 +31,8 @@ def rule_settings(settings: Settings) -> RuleSettings:
     return RuleSettings(
         categories=tuple(CategoryRule(c.code, c.name, c.group, c.points) for c in settings.categories),
         daily_award_limit=settings.daily_award_limit,
+        rating_award_points=settings.rating_award_points,
+        rating_award_daily_cap=settings.rating_award_daily_cap,
     )
 
 
@@ -60,6 +70,19 @@ class ScoringService:
         decision = award_on_filing(facts, self.rules, awards_today)
         if isinstance(decision, NoAward):
             return decision
+        return self._write(uow, decision, case.reporter)  # locked with the case: its district is current
+
+    def award_rating(self, uow: UnitOfWork, case: Case, citizen_id: int) -> LedgerEntry | NoAward | None:
+        """The optional award for rating a handled report (rules.award_on_rating); None when already awarded."""
+        if self.rules.rating_award_points <= 0:
+            return NoAward(RATING_AWARD_OFF)  # off: no query, no ledger line
+        start = datetime.combine(local_day(self.clock.now(), self.tz), time.min, tzinfo=self.tz)
+        today = ledger.count_awards_on_day(
+            uow.session, citizen_id, start, start + timedelta(days=1), rule=RULE_RATING_AWARD
+        )
+        decision = award_on_rating(case.id, case.case_id, citizen_id, self.rules, today)
+        if isinstance(decision, NoAward):
+            return decision
         return self._write(uow, decision)
 
     def reverse_voided(self, uow: UnitOfWork, case: Case) -> LedgerEntry | None:
@@ -68,13 +91,13 @@ class ScoringService:
         decision = reversal_on_void(case.id, case.case_id, lines)
         if decision is None:
             return None
-        return self._write(uow, decision)
+        return self._write(uow, decision, case.reporter)
 
-    def _write(self, uow: UnitOfWork, decision: AwardDecision) -> LedgerEntry | None:
+    def _write(self, uow: UnitOfWork, decision: AwardDecision, known: Citizen | None = None) -> LedgerEntry | None:
         now = self.clock.now()
         entry = ledger.insert_entry(uow.session, decision, str(week_of(now, self.tz)), now)
         if entry is not None:
-            facts = ledger.facts_for_entries(uow.session, [entry])
+            facts = ledger.facts_for_entries(uow.session, [entry], [known] if known is not None else [])
             sink = self.sink
             uow.after_commit(lambda: sink.apply(facts))
         return entry
