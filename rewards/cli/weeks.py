@@ -1,4 +1,5 @@
-"""`rewards close-week`, `rewards publish`, `rewards scheduler`: the weekly close and its announcement."""
+"""`rewards close-week`, `rewards publish`, `rewards finalize`, `rewards scheduler`: the weekly close, its 公示
+announcement and the 定榜 (final list) after the objection window."""
 
 from __future__ import annotations
 
@@ -109,6 +110,38 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_FAILED)
         if pub.state != PUBLISHED:
             typer.echo(f"publication of {label} is {pub.state}; running the command again resumes it", err=True)
+            raise typer.Exit(EXIT_UNFINISHED)
+
+    @app.command("finalize")
+    def finalize_command(week: WeekOption = None) -> None:
+        """Make a week's list final (定榜) once its objection window has ended and no objection is open, announce it
+        once and give the winners their claim codes; running it again resumes an interrupted run (the scheduler does
+        this every few minutes on its own)."""
+        with _container() as container:
+            label = str(_week(container, week))
+            try:
+                out = container.review.finalize(label)
+            except DomainError as exc:
+                raise fail(exc.message) from exc
+        typer.echo(f"week:         {out.week}")
+        typer.echo(f"final:        {'yes, version ' + str(out.version) if out.finalized else 'no'}")
+        typer.echo(f"claim codes:  {out.claims}")
+        typer.echo(f"announced:    {'yes' if out.announced else 'no'} ({out.publication_state or '-'})")
+        typer.echo(f"notified:     {'yes' if out.notified else 'no'}")
+        if out.waiting_for is not None:
+            reasons = {
+                "not_published": "the 公示 list is not published yet (`rewards publish`)",
+                "window_open": "the objection window is still open",
+                "open_objections": "objections are still open: decide them in the console (/console/review)",
+            }
+            why = reasons.get(out.waiting_for, out.waiting_for)
+            typer.echo(f"error: week {out.week} is not final: {why}", err=True)
+            raise typer.Exit(EXIT_UNFINISHED)
+        if out.publication_state == FAILED:
+            typer.echo(f"error: the 定榜 publication of {out.week} failed; retry it on /console/weeks", err=True)
+            raise typer.Exit(EXIT_FAILED)
+        if not (out.announced and out.notified):
+            typer.echo(f"finalizing {out.week} is unfinished; running the command again resumes it", err=True)
             raise typer.Exit(EXIT_UNFINISHED)
 
     @app.command("scheduler")

@@ -13,7 +13,7 @@ container's session factory): the domain imports nothing of this, and a rolled-b
 Read on scrape, from the worker that answers (its projector and breaker) and the database:
 - rewards_projector_lag_rows, _lag_seconds, _last_pass_ok, _seconds_since_success, _dirty;
 - rewards_redis_breaker_state{breaker}: 0 closed, 1 half-open, 2 open;
-- rewards_publication_state{week,state}: 1 for each week's current state, 0 for the others (the last
+- rewards_publication_state{week,kind,state}: 1 for each week's current state, 0 for the others (the last
   RECENT_WEEKS weeks, and every week not published);
 - rewards_intake_unapplied_events{status}: inbox events failed or still pending;
 - rewards_metrics_database_ok: 0 when the database did not answer the scrape's queries in time (they are skipped).
@@ -170,16 +170,17 @@ class LiveState:
 class StoredFacts:
     """What the database says at a scrape."""
 
-    publications: list[tuple[str, str]]  # (week, state)
+    publications: list[tuple[str, str, str]]  # (week, kind, state): the 公示 notice and the 定榜 final
     unapplied: dict[str, int]  # inbox status -> events
 
 
 def read_stored_facts(db: Database) -> StoredFacts:
     """The recent and unfinished publications, and the intake events not applied."""
     with db.read() as session:
-        recent = select(Publication.week, Publication.state).order_by(Publication.week.desc()).limit(RECENT_WEEKS)
-        unfinished = select(Publication.week, Publication.state).where(Publication.state != PUBLISHED)
-        rows = {(w, s) for w, s in session.execute(recent)} | {(w, s) for w, s in session.execute(unfinished)}
+        cols = (Publication.week, Publication.kind, Publication.state)
+        recent = select(*cols).order_by(Publication.week.desc()).limit(RECENT_WEEKS)
+        unfinished = select(*cols).where(Publication.state != PUBLISHED)
+        rows = {(w, k, s) for q in (recent, unfinished) for w, k, s in session.execute(q)}
         counts = session.execute(
             select(InboxEvent.status, func.count())
             .where(InboxEvent.status.in_((FAILED, PENDING)))
@@ -209,11 +210,13 @@ class StoredState:
         if facts is None:
             return
         states = GaugeMetricFamily(
-            "rewards_publication_state", "1 for the state each week's publication is in", labels=["week", "state"]
+            "rewards_publication_state",
+            "1 for the state each week's publication (kind notice: 公示, final: 定榜) is in",
+            labels=["week", "kind", "state"],
         )
-        for week, current in facts.publications:
+        for week, kind, current in facts.publications:
             for state in STATES:
-                states.add_metric([week, state], float(state == current))
+                states.add_metric([week, kind, state], float(state == current))
         yield states
         unapplied = GaugeMetricFamily(
             "rewards_intake_unapplied_events", "Intake events stored but not applied, by status", labels=["status"]

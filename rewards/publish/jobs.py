@@ -1,5 +1,8 @@
 """The scheduler's jobs: close last week, publish it, resume unfinished publications; each under a lease.
 
+A `finalize` callable (rewards.review's ReviewService.run_due, wired by rewards.bootstrap: publish sits below
+review and never imports it) is the fourth job: make due weeks final (定榜) and resume their announcements.
+
 Kept apart from the APScheduler wiring (rewards.publish.scheduler) so building the container never imports
 APScheduler: web workers hold the jobs but never start a scheduler.
 """
@@ -18,6 +21,7 @@ from rewards.leaderboard.weeks import ClosedWeek, WeekCloser
 from rewards.locks import Leases
 from rewards.logs import get_logger
 from rewards.publish.models import UNFINISHED, Publication
+from rewards.publish.port import NOTICE
 from rewards.publish.service import PublishService
 
 log = get_logger("scheduler")
@@ -28,13 +32,20 @@ class WeeklyJobs:
     """The scheduler's jobs: close last week, publish it, resume unfinished publications; each under a lease."""
 
     def __init__(
-        self, db: Database, settings: Settings, closer: WeekCloser, publishing: PublishService, leases: Leases
+        self,
+        db: Database,
+        settings: Settings,
+        closer: WeekCloser,
+        publishing: PublishService,
+        leases: Leases,
+        finalize: Callable[[], object] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.closer = closer
         self.publishing = publishing
         self.leases = leases
+        self.finalize = finalize
 
     def locked(self, name: str, work: Callable[[], T]) -> T | None:
         """Run work under the job's lease; None (and nothing done) when another run holds it."""
@@ -70,7 +81,9 @@ class WeeklyJobs:
     def run_resume(self) -> list[Publication]:
         """Job: resume publications a crash, a slow WeChat or a console retry left unfinished (never failed ones)."""
         with self.db.read() as session:
-            weeks = session.scalars(select(Publication.week).where(Publication.state.in_(UNFINISHED))).all()
+            weeks = session.scalars(
+                select(Publication.week).where(Publication.state.in_(UNFINISHED), Publication.kind == NOTICE)
+            ).all()
         done = []
         for week in weeks:
 
@@ -85,3 +98,10 @@ class WeeklyJobs:
             if result is not None:
                 done.append(result)
         return done
+
+    def run_finalize(self) -> object | None:
+        """Job: make weeks whose objection window ended final and resume their 定榜 announcements (None: not wired,
+        or another run holds the job's lease)."""
+        if self.finalize is None:
+            return None
+        return self.locked("finalize", self.finalize)

@@ -1,4 +1,7 @@
-"""Publication records: one per week, moving pending -> drafted -> submitted -> published | failed.
+"""Publication records: one per week and kind, moving pending -> drafted -> submitted -> published | failed.
+
+Kinds: `notice` is the week's first announcement (the 公示 list, as closed); `final` is the second one, the final
+list (定榜) after the objection window (rewards.review drives it with the final version's rows).
 
 Every id WeChat returns gets its own column and is committed before the next call, so a run that dies at any
 point resumes from what is stored. `draft_requested_at` / `submit_requested_at` mark a call that may have
@@ -13,10 +16,12 @@ from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, Uniqu
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rewards.db import Base, UTCDateTime
+from rewards.publish.port import FINAL, NOTICE
 
 PENDING, DRAFTED, SUBMITTED, PUBLISHED, FAILED = "pending", "drafted", "submitted", "published", "failed"
 STATES = (PENDING, DRAFTED, SUBMITTED, PUBLISHED, FAILED)
 UNFINISHED = (PENDING, DRAFTED, SUBMITTED)
+KINDS = (NOTICE, FINAL)
 STATE_LABELS = {
     PENDING: "等待发布",
     DRAFTED: "已建草稿，等待提交",
@@ -27,13 +32,17 @@ STATE_LABELS = {
 
 
 class Publication(Base):
-    """The announcement of one closed week on the official account (or the outbox)."""
+    """One announcement (kind notice or final) of one closed week on the official account (or the outbox)."""
 
     __tablename__ = "publications"
-    __table_args__ = (CheckConstraint("state IN ('pending','drafted','submitted','published','failed')", name="state"),)
+    __table_args__ = (
+        CheckConstraint("state IN ('pending','drafted','submitted','published','failed')", name="state"),
+        UniqueConstraint("week", "kind", name="uq_publications_week_kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    week: Mapped[str] = mapped_column(String(8), unique=True)
+    week: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(8), default=NOTICE, server_default=NOTICE)  # notice | final
     snapshot_id: Mapped[int] = mapped_column(ForeignKey("weekly_snapshots.id"))
     channel: Mapped[str] = mapped_column(String(16))  # wechat | outbox
     state: Mapped[str] = mapped_column(String(16))
@@ -62,13 +71,14 @@ class Publication(Base):
 
 
 class WinnerNotice(Base):
-    """A template message telling one winner about their prize; one per (week, citizen), sent at most once."""
+    """A template message telling one winner about their prize; one per (week, kind, citizen), sent at most once."""
 
     __tablename__ = "winner_notices"
-    __table_args__ = (UniqueConstraint("week", "citizen_id", name="uq_winner_notices_week_citizen"),)
+    __table_args__ = (UniqueConstraint("week", "kind", "citizen_id", name="uq_winner_notices_week_kind_citizen"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     week: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(8), default=NOTICE, server_default=NOTICE)  # notice | final
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
     client_msg_id: Mapped[str] = mapped_column(String(64), unique=True)  # WeChat's per-recipient dedup key
     state: Mapped[str] = mapped_column(String(16))  # pending | sent | failed

@@ -1,4 +1,7 @@
-"""Optional winner notices by template message: one per (week, citizen), each with its own idempotency key.
+"""Optional winner notices by template message: one per (week, kind, citizen), each with its own idempotency key.
+
+Kind `notice` tells the winners of the week's first announcement; kind `final` tells the final list's winners
+(定榜), with a per-winner remark (their claim code) that rewards.review passes in.
 
 The key is WeChat's `client_msg_id` (WeChat drops a repeat for the same openid + key within 10 minutes), and
 our record says whether the notice went out, so a resumed run neither skips nor repeats a recipient.
@@ -7,7 +10,7 @@ our record says whether the notice went out, so a resumed run neither skips nor 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -19,7 +22,7 @@ from rewards.db import Database
 from rewards.leaderboard.snapshot import Snapshot, SnapshotRow
 from rewards.logs import get_logger
 from rewards.publish.models import WinnerNotice
-from rewards.publish.port import Publisher, PublishError
+from rewards.publish.port import FINAL, NOTICE, Publisher, PublishError
 
 log = get_logger("publish.notify")
 T = TypeVar("T")
@@ -27,34 +30,49 @@ Caller = Callable[..., Any]
 SENT, NOTICE_FAILED, NOTICE_PENDING = "sent", "failed", "pending"
 
 
-def client_msg_id(week: str, citizen_id: int) -> str:
+def client_msg_id(week: str, citizen_id: int, kind: str = NOTICE) -> str:
     """The per-recipient idempotency key: the same for every attempt at this week's notice to this citizen."""
-    return hashlib.sha256(f"rewards:winner:{week}:{citizen_id}".encode()).hexdigest()[:32]
+    scope = "winner" if kind == NOTICE else f"winner-{kind}"
+    return hashlib.sha256(f"rewards:{scope}:{week}:{citizen_id}".encode()).hexdigest()[:32]
 
 
 def notice_data(row: SnapshotRow, week: str) -> dict[str, Any]:
     """Template data of a winner notice (Simplified Chinese)."""
     return {
-        "first": {"value": f"恭喜您在{IsoWeek.parse(week).label()}随手拍周榜中获奖！"},
+        "first": {"value": f"恭喜您入围{IsoWeek.parse(week).label()}随手拍周榜获奖名单！"},
         "keyword1": {"value": f"第{row.rank}名（{row.points}分）"},
         "keyword2": {"value": f"{row.tier} {row.prize}元"},
-        "remark": {"value": "感谢您用随手拍守护城市，领奖方式将另行通知。"},
+        # the notice list may still change after objections: the prize is promised by the 定榜 notice, not this one
+        "remark": {"value": "名单定榜后将另行发送领奖码，请留意本公众号消息。感谢您用随手拍守护城市！"},
+    }
+
+
+def final_notice_data(row: SnapshotRow, week: str, remark: str) -> dict[str, Any]:
+    """Template data of a final-list (定榜) winner notice, with the winner's remark (their claim code)."""
+    return {
+        "first": {"value": f"{IsoWeek.parse(week).label()}随手拍周榜已定榜，恭喜您获奖！"},
+        "keyword1": {"value": f"第{row.rank}名（{row.points}分）"},
+        "keyword2": {"value": f"{row.tier} {row.prize}元"},
+        "remark": {"value": remark or "感谢您用随手拍守护城市！"},
     }
 
 
 class WinnerNotices:
     """Sends each winner of a published week their template message once (one record per week and citizen)."""
 
-    def __init__(self, db: Database, clock: Clock, publisher: Publisher, template_id: str) -> None:
+    def __init__(self, db: Database, clock: Clock, publisher: Publisher, template_id: str, kind: str = NOTICE) -> None:
         self.db = db
         self.clock = clock
         self.publisher = publisher
         self.template_id = template_id
+        self.kind = kind
 
     def _notice(self, week: str, citizen_id: int) -> WinnerNotice:
         with self.db.read() as session:
             found = session.scalars(
-                select(WinnerNotice).where(WinnerNotice.week == week, WinnerNotice.citizen_id == citizen_id)
+                select(WinnerNotice).where(
+                    WinnerNotice.week == week, WinnerNotice.kind == self.kind, WinnerNotice.citizen_id == citizen_id
+                )
             ).one_or_none()
         if found is not None:
             return found
@@ -64,8 +82,9 @@ class WinnerNotices:
                 uow.session.add(
                     WinnerNotice(
                         week=week,
+                        kind=self.kind,
                         citizen_id=citizen_id,
-                        client_msg_id=client_msg_id(week, citizen_id),
+                        client_msg_id=client_msg_id(week, citizen_id, self.kind),
                         state=NOTICE_PENDING,
                         created_at=now,
                         updated_at=now,
@@ -83,8 +102,10 @@ class WinnerNotices:
                 setattr(notice, name, value)
             notice.updated_at = self.clock.now()
 
-    def send(self, snapshot: Snapshot, url: str, call: Caller) -> int:
-        """Send each winner of the week their notice once; return how many were sent in this run."""
+    def send(self, snapshot: Snapshot, url: str, call: Caller, remarks: Mapping[int, str] | None = None) -> int:
+        """Send each winner of the week their notice once; return how many were sent in this run.
+
+        `remarks` (kind final): the per-citizen remark line, e.g. the claim code."""
         week = snapshot.week
         with self.db.read() as session:
             ids = [r.citizen_id for r in snapshot.rows]
@@ -95,7 +116,11 @@ class WinnerNotices:
             notice = self._notice(week, row.citizen_id)
             if notice.state != NOTICE_PENDING:
                 continue
-            openid, key, data = openids[row.citizen_id], notice.client_msg_id, notice_data(row, week)
+            if self.kind == FINAL:
+                data = final_notice_data(row, week, (remarks or {}).get(row.citizen_id, ""))
+            else:
+                data = notice_data(row, week)
+            openid, key = openids[row.citizen_id], notice.client_msg_id
             try:
                 msgid = call(
                     "message/template/send",

@@ -13,10 +13,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rewards.publish.port import PUBLISHED, Article, PublishError, PublishStatus
+from rewards.publish.port import NOTICE, PUBLISHED, Article, PublishError, PublishStatus
 from rewards.publish.render import render_page
 
 DRAFT, DONE = "draft", "published"
+
+
+def name_of(article: Article) -> str:
+    """The file stem of an article: the week for the first announcement, `<week>-final` for the 定榜 one."""
+    return article.week if article.kind == NOTICE else f"{article.week}-{article.kind}"
 
 
 def data_uri(data: bytes) -> str:
@@ -41,7 +46,7 @@ class OutboxPublisher:
         self.dir = Path(outbox_dir)
 
     def html_path(self, week: str) -> Path:
-        """Where the week's article page is written."""
+        """Where the week's article page is written (`week` may be a name_of(): `<week>-final`)."""
         return self.dir / f"{week}.html"
 
     def _meta_path(self, week: str) -> Path:
@@ -69,9 +74,11 @@ class OutboxPublisher:
 
     def add_draft(self, article: Article, thumb_media_id: str) -> str:
         """Write the article page and its metadata as a draft."""
-        _write(self.html_path(article.week), render_page(article))
+        name = name_of(article)
+        _write(self.html_path(name), render_page(article))
         meta = {
             "week": article.week,
+            "kind": article.kind,
             "state": DRAFT,
             "title": article.title,
             "author": article.author,
@@ -80,14 +87,15 @@ class OutboxPublisher:
             "thumb_media_id": thumb_media_id,
             "content_sha256": hashlib.sha256(article.content.encode("utf-8")).hexdigest(),
         }
-        _write(self._meta_path(article.week), json.dumps(meta, ensure_ascii=False, indent=2))
-        return f"outbox-draft:{article.week}"
+        _write(self._meta_path(name), json.dumps(meta, ensure_ascii=False, indent=2))
+        return f"outbox-draft:{name}"
 
     def find_draft(self, article: Article) -> str | None:
         """The draft of this article if its files exist."""
-        meta = self._meta(article.week)
+        name = name_of(article)
+        meta = self._meta(name)
         if meta and meta.get("title") == article.title:
-            return f"outbox-draft:{article.week}"
+            return f"outbox-draft:{name}"
         return None
 
     def draft_exists(self, media_id: str) -> bool:
@@ -120,7 +128,7 @@ class OutboxPublisher:
 
     def find_published(self, article: Article) -> PublishStatus | None:
         """The week's article if it was marked published."""
-        return self._status(article.week)
+        return self._status(name_of(article))
 
     def refresh_token(self) -> None:
         """No token without WeChat."""

@@ -15,6 +15,7 @@ TOKEN_ERRCODES = frozenset({40001, 40014, 42001})  # invalid credential, invalid
 TRANSIENT_ERRCODES = frozenset({-1, 45009})  # system busy, API rate limit reached
 
 PUBLISHING, PUBLISHED, PUBLISH_FAILED = "publishing", "published", "failed"
+NOTICE, FINAL = "notice", "final"  # the week's first announcement (公示 list) and its final list (定榜)
 PUBLISH_STATUS_TEXT = {
     2: "原创声明失败",
     3: "常规失败",
@@ -47,6 +48,7 @@ class Article:
     digest: str
     content: str
     content_source_url: str
+    kind: str = NOTICE  # notice (the week's first announcement) | final (the 定榜 announcement)
 
 
 class PublishError(Exception):

@@ -19,7 +19,7 @@ from rewards.clock import IsoWeek
 from rewards.config import Settings
 from rewards.leaderboard.snapshot import Snapshot
 from rewards.program import Program
-from rewards.publish.port import Article
+from rewards.publish.port import FINAL, NOTICE, Article
 
 TITLE_MAX = 32
 AUTHOR_MAX = 16
@@ -74,17 +74,24 @@ def leaderboard_url(settings: Settings, week: str) -> str:
     return url
 
 
-def article_title(week: str) -> str:
-    """The fixed-format title, at most 20 characters (WeChat allows 32)."""
-    return f"随手拍周榜｜{IsoWeek.parse(week).label()}获奖名单"
+def article_title(week: str, kind: str = NOTICE) -> str:
+    """The fixed-format title, at most 22 characters (WeChat allows 32); the final list's says 定榜."""
+    label = IsoWeek.parse(week).label()
+    return f"随手拍周榜｜{label}定榜名单" if kind == FINAL else f"随手拍周榜｜{label}获奖名单"
 
 
-def article_digest(snapshot: Snapshot) -> str:
+def article_digest(snapshot: Snapshot, kind: str = NOTICE) -> str:
     """The digest shown in the feed, at most 128 characters."""
     label = IsoWeek.parse(snapshot.week).label()
     if not snapshot.rows:
         return clip(f"{label}随手拍周榜：本周暂无获奖市民，欢迎大家继续随手拍、共建美丽城市。", DIGEST_MAX)
     top = snapshot.rows[0]
+    if kind == FINAL:
+        return clip(
+            f"{label}随手拍周榜获奖名单定榜：公示期已满，共{len(snapshot.rows)}位市民获奖，"
+            f"获奖市民请凭领奖码领取奖励。感谢每一位用随手拍守护城市的市民！",
+            DIGEST_MAX,
+        )
     return clip(
         f"{label}随手拍周榜揭晓：共{len(snapshot.rows)}位市民获奖，第一名{short_name(top.display_name)}"
         f"获得{top.points}分。感谢每一位用随手拍守护城市的市民！",
@@ -108,11 +115,22 @@ def row_views(snapshot: Snapshot) -> list[RowView]:
 
 
 def render_content(
-    snapshot: Snapshot, settings: Settings, program: Program, image_url: str | None, limit: int = CONTENT_MAX
+    snapshot: Snapshot,
+    settings: Settings,
+    program: Program,
+    image_url: str | None,
+    limit: int = CONTENT_MAX,
+    kind: str = NOTICE,
 ) -> str:
-    """The article body (HTML), with table rows dropped (pointing to "阅读原文") until it is under `limit`."""
+    """The article body (HTML), with table rows dropped (pointing to "阅读原文") until it is under `limit`.
+
+    A notice (kind `notice`) with an objection window names the window (the deadline counts from the moment the
+    article is published, so the article states the length and the week page the exact deadline); the final list
+    (kind `final`) says it is final."""
     rows = row_views(snapshot)
     context: dict[str, Any] = {
+        "final": kind == FINAL,
+        "objection_days": settings.objection_window_days if kind == NOTICE else 0,
         "image_url": image_url,
         "week_label": IsoWeek.parse(snapshot.week).label(),
         "week_dates": IsoWeek.parse(snapshot.week).dates(),
@@ -137,15 +155,19 @@ def fits(content: str, limit: int = CONTENT_MAX) -> bool:
     return len(content) < limit and len(content.encode("utf-8")) < CONTENT_MAX_BYTES
 
 
-def render_article(snapshot: Snapshot, settings: Settings, program: Program, image_url: str | None) -> Article:
-    """Render the week's article; image_url is the body image as WeChat's media/uploadimg returned it."""
+def render_article(
+    snapshot: Snapshot, settings: Settings, program: Program, image_url: str | None, kind: str = NOTICE
+) -> Article:
+    """Render the week's article (kind notice, or final: the 定榜 list as rewards.review passes it in the snapshot's
+    shape); image_url is the body image as WeChat's media/uploadimg returned it."""
     return Article(
         week=snapshot.week,
-        title=article_title(snapshot.week),
+        title=article_title(snapshot.week, kind),
         author=clip(settings.wechat_article_author, AUTHOR_MAX),
-        digest=article_digest(snapshot),
-        content=render_content(snapshot, settings, program, image_url),
+        digest=article_digest(snapshot, kind),
+        content=render_content(snapshot, settings, program, image_url, kind=kind),
         content_source_url=leaderboard_url(settings, snapshot.week),
+        kind=kind,
     )
 
 

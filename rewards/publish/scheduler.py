@@ -39,6 +39,10 @@ def build_scheduler(jobs: WeeklyJobs, scheduler: BaseScheduler | None = None) ->
         ("publish-week", jobs.run_publish, _cron("publish_cron", s.publish_cron, s.tz)),
         ("resume-publications", jobs.run_resume, IntervalTrigger(minutes=s.publish_resume_minutes, timezone=s.tz)),
     ]
+    if jobs.finalize is not None:  # 定榜: weeks whose objection window ended (rewards.review, wired by bootstrap)
+        entries.append(
+            ("finalize-weeks", jobs.run_finalize, IntervalTrigger(minutes=s.publish_resume_minutes, timezone=s.tz))
+        )
     for job_id, func, trigger in entries:
         sched.add_job(
             func,

@@ -6,12 +6,16 @@ resumed run looks the draft or post up instead of creating a second one. Failed 
 unless someone asks: `rewards publish --retry` runs it at once; the console and POST .../publication/retry only
 ask (`request_retry`), and the scheduler's resume sweep runs it: a web worker never runs the state machine.
 The closed week is read once per run and handed to every step that needs it.
+
+Two kinds of publication per week share this machine, each its own record: `notice` (the closed week's list, the
+公示) and `final` (the final list, 定榜, whose rows rewards.review passes in: `publish_final`). The scheduler's resume
+sweep (WeeklyJobs.run_resume) resumes notices; rewards.review's finalize job resumes final ones.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +36,8 @@ from rewards.publish.models import DRAFTED, FAILED, PENDING, PUBLISHED, SUBMITTE
 from rewards.publish.notify import WinnerNotices
 from rewards.publish.port import (
     AMBIGUOUS,
+    FINAL,
+    NOTICE,
     PUBLISH_FAILED,
     PUBLISHING,
     TERMINAL,
@@ -61,7 +67,9 @@ def asset(path: Path | None, default: str) -> tuple[str, bytes]:
 def article_of(pub: Publication) -> Article:
     """The article exactly as it was rendered for this publication (never re-rendered once stored)."""
     assert pub.title is not None and pub.content is not None
-    return Article(pub.week, pub.title, pub.author or "", pub.digest or "", pub.content, pub.content_source_url or "")
+    return Article(
+        pub.week, pub.title, pub.author or "", pub.digest or "", pub.content, pub.content_source_url or "", pub.kind
+    )
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,12 @@ class PublishService:
 
     # ------------------------------------------------------------ records
 
-    def get(self, week: str) -> Publication | None:
-        """The week's publication record, or None."""
+    def get(self, week: str, kind: str = NOTICE) -> Publication | None:
+        """The week's publication record of this kind (notice: the first announcement; final: 定榜), or None."""
         with self.db.read() as session:
-            return session.scalars(select(Publication).where(Publication.week == week)).one_or_none()
+            return session.scalars(
+                select(Publication).where(Publication.week == week, Publication.kind == kind)
+            ).one_or_none()
 
     def _closed(self, week: str) -> ClosedForPublication:
         with self.db.read() as session:
@@ -110,9 +120,9 @@ class PublishService:
             )
         return ClosedForPublication(sid, closed.snapshot)
 
-    def _ensure(self, closed: ClosedForPublication) -> Publication:
+    def _ensure(self, closed: ClosedForPublication, kind: str = NOTICE) -> Publication:
         week = closed.snapshot.week
-        pub = self.get(week)
+        pub = self.get(week, kind)
         if pub is not None:
             return pub
         now = self.clock.now()
@@ -121,6 +131,7 @@ class PublishService:
                 uow.session.add(
                     Publication(
                         week=week,
+                        kind=kind,
                         snapshot_id=closed.snapshot_id,
                         channel=self.publisher.channel,
                         state=PENDING,
@@ -131,7 +142,7 @@ class PublishService:
                 )
         except IntegrityError:
             pass  # created concurrently: use theirs
-        pub = self.get(week)
+        pub = self.get(week, kind)
         assert pub is not None
         return pub
 
@@ -156,25 +167,60 @@ class PublishService:
 
     def publish(self, week: str, *, retry_failed: bool = False) -> Publication:
         """Publish a closed week once; resume an unfinished run; leave published and failed records alone."""
+        return self._publish(week, NOTICE, None, None, retry_failed)
+
+    def publish_final(
+        self, week: str, final: Snapshot, remarks: Mapping[int, str], *, retry_failed: bool = False
+    ) -> Publication:
+        """Announce a week's final list (定榜) once, as the week's second publication (kind final), then send each
+        final winner their notice once with their remark (the claim code). `final` is the final version's rows in
+        the snapshot's shape (rewards.review builds it). Resumes like `publish`; a failed record is left alone
+        unless retry_failed (or after `request_retry(week, FINAL)`)."""
+        return self._publish(week, FINAL, final, remarks, retry_failed)
+
+    def notify_final(self, week: str, final: Snapshot, remarks: Mapping[int, str]) -> int:
+        """Send the final winners their notices (kind final) without a second article (no objection window);
+        each winner at most once. Returns how many were sent in this run (0 without a winner template)."""
+        template_id = self.settings.wechat_winner_template_id
+        if not template_id:
+            return 0
+        lock = self.lease(week)
+        if not lock.acquire():
+            raise Conflict(f"week {week} is being published by another process", code="publish_in_progress")
+        try:
+            notices = WinnerNotices(self.db, self.clock, self.publisher, template_id, FINAL)
+            return notices.send(final, leaderboard_url(self.settings, week), self._call, remarks)
+        finally:
+            lock.release()
+
+    def _publish(
+        self,
+        week: str,
+        kind: str,
+        final: Snapshot | None,
+        remarks: Mapping[int, str] | None,
+        retry_failed: bool,
+    ) -> Publication:
         lock = self.lease(week)
         if not lock.acquire():
             raise Conflict(f"week {week} is being published by another process", code="publish_in_progress")
         try:
             closed = self._closed(week)
-            pub = self._ensure(closed)
+            document = final if final is not None else closed.snapshot
+            pub = self._ensure(closed, kind)
             if pub.state == FAILED and not retry_failed:
                 return pub  # never retried blindly: an operator decides
             if pub.state != PUBLISHED:
-                pub = self._attempt(pub, closed.snapshot, lock)
+                pub = self._attempt(pub, document, lock)
             template_id = self.settings.wechat_winner_template_id
             if pub.state == PUBLISHED and pub.channel == self.publisher.channel and template_id:
-                notices = WinnerNotices(self.db, self.clock, self.publisher, template_id)
-                notices.send(closed.snapshot, leaderboard_url(self.settings, week), self._call)
+                notices = WinnerNotices(self.db, self.clock, self.publisher, template_id, kind)
+                notices.send(document, leaderboard_url(self.settings, week), self._call, remarks)
             return pub
         finally:
             lock.release()
 
-    def request_retry(self, week: str) -> Publication:
+    def request_retry(self, week: str, kind: str = NOTICE) -> Publication:
         """Ask for a failed publication to be retried from where it stopped; the scheduler's sweep runs it.
 
         The record moves back to the state its stored ids allow (pending, drafted or submitted), so the resume
@@ -184,7 +230,7 @@ class PublishService:
         if not lock.acquire():
             raise Conflict(f"week {week} is being published by another process", code="publish_in_progress")
         try:
-            pub = self.get(week)
+            pub = self.get(week, kind)
             if pub is None:
                 raise NotFound(f"week {week} has no publication")
             if pub.state != FAILED:
@@ -205,8 +251,8 @@ class PublishService:
         try:
             return self._run(pub, snapshot, lock)
         except PublishError as exc:
-            log.error("publication of %s failed: errcode %s: %s", pub.week, exc.code, exc.message)
-            latest = self.get(pub.week) or pub
+            log.error("publication of %s (%s) failed: errcode %s: %s", pub.week, pub.kind, exc.code, exc.message)
+            latest = self.get(pub.week, pub.kind) or pub
             return self._save(latest, state=FAILED, error_code=exc.code, error_message=exc.message)
 
     def retry(self, week: str) -> Publication:
@@ -239,7 +285,7 @@ class PublishService:
             pub = self._save(pub, thumb_media_id=self._call("material/add_material", lambda: p.add_cover(name, data)))
         if pub.content is None:
             try:
-                a = render_article(snapshot, self.settings, self.program, pub.content_image_url)
+                a = render_article(snapshot, self.settings, self.program, pub.content_image_url, pub.kind)
             except ValueError as exc:  # e.g. a leaderboard URL over WeChat's 1 KB: configuration, not WeChat
                 raise PublishError(TERMINAL, None, f"render: {exc}") from exc
             pub = self._save(

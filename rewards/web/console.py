@@ -30,6 +30,7 @@ from rewards.leaderboard.schemas import StandingOut
 from rewards.leaderboard.weeks import WeeklySnapshot
 from rewards.masking import mask_name, mask_phone
 from rewards.publish.models import STATE_LABELS, Publication
+from rewards.publish.port import FINAL, NOTICE
 from rewards.scoring.ledger import entries_for_case
 from rewards.scoring.service import citizen_points
 from rewards.web import messages
@@ -505,21 +506,29 @@ def weeks(c: C, who: Validator, flash: str | None = None, error: str | None = No
             .order_by(WeeklySnapshot.week.desc())
             .limit(60)
         ).all()
-        pubs = {p.week: p for p in session.scalars(select(Publication))}
+        pubs = {(p.week, p.kind): p for p in session.scalars(select(Publication))}
     rows = []
     for w, at, n in snaps:
-        pub = pubs.get(w)
+        pub, final = pubs.get((w, NOTICE)), pubs.get((w, FINAL))
         problem = messages.publication_problem(pub.error_code, pub.error_message) if pub is not None else None
-        rows.append({"week": w, "closed_at": at, "participants": n, "pub": pub, "problem": problem})
+        final_problem = messages.publication_problem(final.error_code, final.error_message) if final else None
+        if final_problem is not None:
+            problem = f"{problem + '；' if problem else ''}定榜：{final_problem}"
+        rows.append({"week": w, "closed_at": at, "participants": n, "pub": pub, "final": final, "problem": problem})
     return console_page(c, who, "console/weeks.html", flash, error, rows=rows, state_labels=STATE_LABELS)
 
 
 @router.post("/weeks/{week}/retry")
-def retry_week(week: str, c: C, who: Validator, csrf: Annotated[str, Form()]) -> RedirectResponse:
-    """Ask for a failed publication to be retried from where it stopped (audited); the scheduler runs it."""
+def retry_week(
+    week: str, c: C, who: Validator, csrf: Annotated[str, Form()], kind: Annotated[str, Form()] = NOTICE
+) -> RedirectResponse:
+    """Ask for a failed publication (公示 notice or 定榜 final) to be retried from where it stopped (audited); the
+    scheduler runs it."""
     check_csrf(c, who, csrf)
+    if kind not in (NOTICE, FINAL):
+        return back("/console/weeks", f"{week}：未知的发布类型", error=True)
     try:
-        pub = c.publishing.request_retry(week)
+        pub = c.publishing.request_retry(week, kind)
     except DomainError as exc:
         return back("/console/weeks", f"{week}：{messages.reason_of(exc)}", error=True)
     with c.uow() as uow:

@@ -246,8 +246,8 @@ def test_metrics_expose_every_family_with_templates_and_no_openid(observed: Cont
     assert value(text, "rewards_intake_events_total", result="applied") == 2
     assert value(text, "rewards_intake_events_total", result="failed") == 0
     assert value(text, "rewards_intake_unapplied_events", status="failed") == 0
-    assert value(text, "rewards_publication_state", week="2026-W48", state="published") == 1
-    assert value(text, "rewards_publication_state", week="2026-W48", state="failed") == 0
+    assert value(text, "rewards_publication_state", week="2026-W48", kind="notice", state="published") == 1
+    assert value(text, "rewards_publication_state", week="2026-W48", kind="notice", state="failed") == 0
     assert value(text, "rewards_projector_lag_rows") == 0
     assert value(text, "rewards_projector_lag_seconds") is not None
     assert value(text, "rewards_projector_last_pass_ok") == 1

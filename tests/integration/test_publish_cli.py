@@ -113,3 +113,32 @@ def test_an_unfinished_publication_exits_3_and_the_next_run_finishes_it(
         job.ticks_left = 0
     done = rewards(env, "publish", "--week", WEEK)
     assert done.exit_code == 0 and wx.state.submits == 1
+
+
+def test_finalize_waits_for_the_objection_window_with_a_clear_message(wx_container: Container, env: dict) -> None:
+    seed(wx_container)
+    assert rewards(env, "close-week", "--week", WEEK).exit_code == 0
+    not_yet = rewards(env, "finalize", "--week", WEEK)
+    assert not_yet.exit_code == 3, not_yet.output
+    assert "not published yet" in not_yet.stderr
+    assert rewards(env, "publish", "--week", WEEK).exit_code == 0
+    waiting = rewards(env, "finalize", "--week", WEEK)  # the 3-day window opened just now
+    assert waiting.exit_code == 3, waiting.output
+    assert "objection window is still open" in waiting.stderr
+    assert wx_container.review.final(WEEK) is None
+
+
+def test_finalize_with_no_window_makes_the_list_final_once(wx_container: Container, env: dict) -> None:
+    seed(wx_container)
+    env = env | {"REWARDS_OBJECTION_WINDOW_DAYS": "0"}
+    assert rewards(env, "close-week", "--week", WEEK).exit_code == 0
+    assert rewards(env, "publish", "--week", WEEK).exit_code == 0
+    first = rewards(env, "finalize", "--week", WEEK)
+    assert first.exit_code == 0, first.output
+    assert "final:        yes, version 1" in first.stdout
+    assert "claim codes:  3" in first.stdout
+    again = rewards(env, "finalize", "--week", WEEK)
+    assert again.exit_code == 0, again.output
+    assert "claim codes:  3" in again.stdout
+    bad = rewards(env, "finalize", "--week", "2026-W99")
+    assert bad.exit_code != 0 and "week" in bad.output

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_real_scheduler_has_its_triggers_in_the_program_time_zone(container: Container) -> None:
     sched = build_scheduler(container.jobs, BackgroundScheduler(timezone=container.settings.tz))
     jobs = {job.id: job for job in sched.get_jobs()}
-    assert set(jobs) == {"close-week", "publish-week", "resume-publications"}
+    assert set(jobs) == {"close-week", "publish-week", "resume-publications", "finalize-weeks"}  # 定榜: review
     now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     close_at = jobs["close-week"].trigger.get_next_fire_time(None, now)
     publish_at = jobs["publish-week"].trigger.get_next_fire_time(None, now)
