@@ -85,6 +85,7 @@ class ChangeStatus:
     occurred_at: datetime
     department: str | None = None
     note: str | None = None
+    deadline: datetime | None = None  # the case system's deadline for handling (sent with the dispatch), if any
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ class Citizen(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     snapshot_user: Mapped[bool] = mapped_column(Boolean, default=False)  # WeChat is_snapshotuser=1
+    # set by an administrator's merge (rewards citizens merge): lookups by this citizen's openid find that citizen
+    merged_into_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -64,6 +66,7 @@ class Case(Base):
     duplicate_of: Mapped[str | None] = mapped_column(String(64))
     department: Mapped[str | None] = mapped_column(String(128))
     award_note: Mapped[str | None] = mapped_column(Text)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the case system's deadline, if it sends one
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 RULE_VALID_REPORT = "valid_report"
 RULE_VOID_REVERSAL = "void_reversal"
+RULE_RATING_AWARD = "rating_award"  # optional: a citizen rated the handling of their resolved report
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class RuleSettings:
 
     categories: tuple[CategoryRule, ...]
     daily_award_limit: int | None = None
+    rating_award_points: int = 0  # points for rating a handled report; 0 = off (a rating never earns)
+    rating_award_daily_cap: int = 3  # at most this many rating awards per citizen per day (when on)
 
     @property
     def category_points(self) -> dict[str, int]:

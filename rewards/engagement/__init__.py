@@ -1,0 +1,1 @@
+"""Citizen engagement beyond points: satisfaction ratings of handled reports and milestones."""
