@@ -11,7 +11,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 
 from intake_adapter.routes import mount as mount_intake
+from rewards.api import auth as auth_api
 from rewards.api import cases, citizens, leaderboards, publications
+from rewards.api import ratings as rating_api
+from rewards.api import review as review_api
+from rewards.api import stats as stats_api
 from rewards.api_errors import ERROR_RESPONSES
 from rewards.bootstrap import Container
 from rewards.errors import DomainError, TooManyRequests
@@ -19,8 +23,10 @@ from rewards.http.headers import SecurityHeaders
 from rewards.http.limits import BodyLimits
 from rewards.logs import get_logger
 from rewards.observability.routes import install as install_observability
-from rewards.web import console, docs, routes
+from rewards.web import console, console_followups, console_review, docs, me_ratings, routes
 from rewards.web import errors as web_errors
+from rewards.web import review as review_pages
+from rewards.web import stats as stats_page
 from rewards.web.identity import install as install_identity
 
 log = get_logger("app")
@@ -74,11 +80,20 @@ def create_app(container: Container) -> FastAPI:
 
     for api in (cases, citizens, leaderboards, publications):
         app.include_router(api.router)
+    app.include_router(auth_api.router)  # the mini program's sign-in (POST /api/v1/auth/wxa)
+    app.include_router(rating_api.router)  # a citizen rates a handled report (issue 14)
+    app.include_router(stats_api.router)  # the public city-management record as JSON (issue 14)
     app.include_router(routes.router)
+    app.include_router(stats_page.router)  # /stats: the same record as a page with SVG charts
+    app.include_router(me_ratings.router)  # 我的: the rating form's POST
+    app.include_router(review_api.router)  # 公示: review status, list versions, a citizen's objections and claims
+    app.include_router(review_pages.router)  # 公示 on the week page: sealed versions, the objection form's POST
     # body caps and staff credentials before any body is read; inside the session middleware, which it reads
     app.add_middleware(BodyLimits, tokens=container.http.tokens)
     install_identity(app, container.http.codec)  # session middleware, sign-in routes, WeChat callback
     app.include_router(console.router)
+    app.include_router(console_followups.router)  # 不满意 with a comment: follow-ups for departments
+    app.include_router(console_review.router)  # objections with evidence, decisions, claim redemption, payouts
     routes.mount_static(app)
     docs.install(app)
     web_errors.install(app)  # browsers get HTML pages with the same status, API clients the JSON above

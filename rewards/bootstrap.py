@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 from sqlalchemy import Engine
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session
 from rewards.clock import Clock, SystemClock
 from rewards.config import Settings, load_settings
 from rewards.db import Database, UnitOfWork, make_engine
+from rewards.engagement.milestones import MilestoneService, milestone_rules
+from rewards.engagement.ratings import RatingService
 from rewards.flows import CaseFlows
 from rewards.health import CircuitBreaker
 from rewards.http.auth import Principal, TokenTable
@@ -40,8 +43,10 @@ from rewards.publish.port import Publisher
 from rewards.publish.service import PublishService
 from rewards.publish.wechat import make_publisher
 from rewards.redis_client import make_redis
+from rewards.review.service import ReviewService
 from rewards.scoring.ports import BoardSink
 from rewards.scoring.service import ScoringService, rule_settings
+from rewards.stats.service import StatsService
 
 log = get_logger("bootstrap")
 
@@ -69,6 +74,10 @@ class Container:
     redis_breaker: CircuitBreaker
     http: HttpState
     replay: ReplayCache  # signed callbacks (WeChat) admitted once per (timestamp, nonce)
+    review: ReviewService  # 公示: objections, decisions, list versions, 定榜 and prize claims
+    milestones: MilestoneService  # derived milestones (/me, /rules) and their once-only WeChat mention
+    ratings: RatingService  # satisfaction ratings of handled reports (我的, API, WeChat) and their follow-ups
+    stats: StatsService  # the public city-management record (/stats), sealed per closed period in SQL
 
     @property
     def engine(self) -> Engine:
@@ -143,6 +152,7 @@ def bootstrap(
     publisher = publisher if publisher is not None else make_publisher(settings, client)
     closer = WeekCloser(db, clock, settings.tz, settings.timezone, program.prizes, boards)
     publishing = PublishService(db, clock, settings, program, publisher, leases, sleep)
+    review = ReviewService(db, clock, settings, flows, publishing, leases)
     limiter = RateLimiter(client, settings, clock, redis_breaker)
     return Container(
         settings=settings,
@@ -159,9 +169,20 @@ def bootstrap(
         closer=closer,
         publisher=publisher,
         publishing=publishing,
-        jobs=WeeklyJobs(db, settings, closer, publishing, leases),
+        jobs=WeeklyJobs(db, settings, closer, publishing, leases, finalize=review.run_due),
         leases=leases,
         redis_breaker=redis_breaker,
         http=HttpState(settings, clock, token_table(settings), limiter, SessionCodec(settings)),
         replay=ReplayCache(client, settings.leaderboard_key_prefix, redis_breaker),
+        review=review,
+        milestones=MilestoneService(db, milestone_rules(settings), clock),
+        ratings=RatingService(db, clock, scoring, settings.rating_window_days, settings.rating_comment_max_chars),
+        stats=StatsService(
+            db,
+            clock,
+            settings.tz,
+            timedelta(hours=settings.stats_settle_hours),
+            settings.stats_trend_weeks,
+            timedelta(seconds=settings.stats_live_seconds),
+        ),
     )

@@ -74,10 +74,20 @@ class Settings(BaseSettings):
 
     # Program rules: each one changes what the engine does and what the published rules say (rewards/program.py)
     daily_award_limit: int | None = Field(default=None, ge=1)  # anti-spam, off by default
+    rating_award_points: int = Field(default=0, ge=0, le=100)  # points for rating a handled report; 0 = off
+    rating_award_daily_cap: int = Field(default=3, ge=1, le=100)  # rating awards per citizen per day, when on
+
+    # Satisfaction ratings (rewards/engagement/ratings.py): the reporter rates a resolved/closed case once
+    rating_window_days: int = Field(default=7, ge=1, le=365)  # counted from the resolved/closed time
+    rating_comment_max_chars: int = Field(default=200, ge=1, le=200)  # an optional comment's length limit
 
     # Leaderboards and prizes
     prize_tiers: list[PrizeTier] = Field(default_factory=lambda: list(DEFAULT_TIERS))
     leaderboard_key_prefix: str = "rw"
+    # Milestones (rewards/engagement/milestone_rules.py): derived from the ledger and the sealed prize lists, shown on
+    # /me and /rules, mentioned once in the WeChat rank reply; they never change points, ranks or prizes
+    milestone_valid_reports: list[int] = Field(default_factory=lambda: [1, 10, 50, 100, 500], max_length=12)
+    milestone_streak_weeks: int = Field(default=4, ge=2, le=52)
     # The projector: every long-running process catches the boards up with the ledger this often (and at once
     # after a failed update); a standing is answered from the ledger, marked stale, while the boards trail the
     # ledger by more than standing_stale_after_rows entries or an update failed since the last good pass.
@@ -133,6 +143,17 @@ class Settings(BaseSettings):
     wechat_winner_template_id: str | None = None  # set to notify each winner by template message
     leaderboard_page_path: str = "/leaderboard?week={week}"  # the H5 page the article's "阅读原文" opens
 
+    # Review (rewards/review): 公示 with objections, the final list (定榜) and prize claims
+    objection_window_days: int = Field(default=3, ge=0, le=60)  # after the first publication; 0: final at once
+    objection_reason_max: int = Field(default=200, ge=10, le=2000)  # characters of an objection's reason
+    claim_days: int = Field(default=30, ge=1, le=366)  # a final winner's claim code expires this long after 定榜
+
+    # The public city-management record (/stats, rewards/stats): a week or month is computed live until it has
+    # ended and stats_settle_hours have passed (late case events still count), then sealed once in SQL
+    stats_settle_hours: float = Field(default=24.0, ge=0, le=24 * 31)
+    stats_trend_weeks: int = Field(default=12, ge=2, le=104)  # weeks (and months) on the trend charts
+    stats_live_seconds: float = Field(default=60.0, ge=0, le=3600)  # a period not sealed yet: recomputed this often
+
     # Web
     session_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-session-secret")
     dev_login: bool = False
@@ -143,6 +164,11 @@ class Settings(BaseSettings):
     wechat_callback_max_skew_seconds: int = Field(default=300, ge=0)  # 0: accept any callback timestamp
     session_max_age_seconds: int = Field(default=7 * 86400, ge=60)
     console_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    # The mini program (市民通): POST /api/v1/auth/wxa exchanges a wx.login code at WeChat's code2Session
+    # ({wxa_api_base}sns/jscode2session) for a citizen session; tests point wxa_api_base at a stand-in
+    wxa_app_id: str | None = None
+    wxa_app_secret: SecretStr | None = None
+    wxa_api_base: str = "https://api.weixin.qq.com/"
     # Public rate limits: fixed windows in Redis; per client IP, and per signed-in citizen
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_per_ip: int = Field(default=120, ge=1)
@@ -204,6 +230,13 @@ class Settings(BaseSettings):
             raise ValueError("at least one category is required")
         return value
 
+    @field_validator("milestone_valid_reports")
+    @classmethod
+    def _milestone_counts(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value) or value != sorted(set(value)):
+            raise ValueError("must be distinct positive counts in ascending order, e.g. [1, 10, 50, 100, 500]")
+        return value
+
     @field_validator("prize_tiers")
     @classmethod
     def _tiers_are_sound(cls, value: list[PrizeTier]) -> list[PrizeTier]:
@@ -223,6 +256,7 @@ class Settings(BaseSettings):
                 "REWARDS_WECHAT_APP_SECRET": [
                     self.wechat_app_secret.get_secret_value() if self.wechat_app_secret else ""
                 ],
+                "REWARDS_WXA_APP_SECRET": [self.wxa_app_secret.get_secret_value() if self.wxa_app_secret else ""],
             }
             for env, values in credentials.items():
                 if any(v.startswith(PLACEHOLDER_PREFIX) for v in values):

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from rewards.bootstrap import Container
+from rewards.bootstrap import Container, bootstrap
 from rewards.cases import lifecycle as lc
 from rewards.cases.commands import Actor, CaseCommand, ChangeStatus, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.models import Case, Citizen
 from rewards.clock import FixedClock, IsoWeek, week_of
+from rewards.engagement import rating_rules as rr
+from rewards.engagement.ratings import RatingService
 from rewards.flows import CaseFlows
 from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.service import ScoringService
@@ -78,6 +80,8 @@ INVALID_SHARE = 0.10
 PENDING_TODAY = 0.5  # share of today's reports still waiting in the queue
 WINDOW = timedelta(days=2)  # a second report comes within this of the first (inside the duplicate hint window)
 QUEUE_AT_LEAST = 16  # the latest reports always wait in the queue, whatever the hour the demo starts
+REGULAR_SHARE = 0.08  # the regular reporter's share of the reports (milestones on 我的)
+DEMO_DEADLINE = timedelta(hours=36)  # the case system's deadline for handling, counted from the dispatch
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,7 @@ def seed(container: Container, plan: DemoPlan, now: datetime, progress: Callable
                 flows.handle(uow, event.command, event.actor)
         done += sum(1 for e in day if isinstance(e.command, ReportCase))
         progress(done, city.reports)
+    seed_ratings(container, scoring, clock, now, random.Random(plan.seed + 14))
     return first
 
 
@@ -231,6 +236,10 @@ def plan_reports(
         for i in range(plan.citizens)
     ]
     weights = [1.0 / (1 + i % 97) for i in range(plan.citizens)]  # a few very active citizens, a long tail
+    # one regular (demo-openid-00000, verified) reports often enough to reach milestones: 10 valid reports, the
+    # prize list, the top of a district (rewards/engagement/milestone_rules.py); usually this week's leader too
+    citizens[0] = replace(citizens[0], verified=True)
+    weights[0] = sum(weights) * REGULAR_SHARE
     instants = report_instants(plan, start, now, random.Random(plan.seed + 1))
     reports: list[tuple[ReportCase, ReportCase | None]] = []
     for index, at in enumerate(instants):
@@ -318,5 +327,125 @@ def _progress(rng: random.Random, case_id: str, filed_at: datetime, now: datetim
         when = when + timedelta(minutes=rng.randint(low, high))
         if when >= now:
             break
-        events.append(Event(when, ChangeStatus(case_id, status, when, department=department), CITY))
+        # the case system sends the deadline for handling with the dispatch (on-time rates on /stats)
+        deadline = when + DEMO_DEADLINE if status == lc.DISPATCHED else None
+        events.append(Event(when, ChangeStatus(case_id, status, when, department, None, deadline), CITY))
     return events
+
+
+# --- satisfaction ratings (issue 14): reporters rate some handled reports, through the real RatingService --------
+
+RATING_SHARE = 0.4  # of resolved or closed reports with a reporter
+RATING_MIX = ((rr.SATISFIED, 0.66), (rr.BASIC, 0.22), (rr.UNSATISFIED, 0.12))
+RATING_COMMENTS = {
+    rr.SATISFIED: ("处理很及时，点赞！", "当天就修好了，谢谢", "效率很高"),
+    rr.BASIC: ("处理了，但用了好几天", "基本解决，还有一点没清理干净"),
+    rr.UNSATISFIED: (
+        "垃圾只清了一半，旁边还堆着",
+        "路灯修好两天又不亮了",
+        "摊贩白天走了晚上又来",
+        "坑只是填了沙土，下雨又陷了",
+    ),
+}
+
+
+def seed_ratings(
+    container: Container, scoring: ScoringService, clock: FixedClock, now: datetime, rng: random.Random
+) -> int:
+    """Rate a share of the handled reports a little after they were resolved or closed; return how many.
+
+    The first rating is a 不满意 with a comment (a follow-up item in the console); the showcase citizen keeps one
+    handled report unrated, so 我的 shows the rating form.
+    """
+    settings = container.settings
+    ratings = RatingService(
+        container.db, clock, scoring, settings.rating_window_days, settings.rating_comment_max_chars
+    )
+    with container.read() as session:
+        rows = session.execute(
+            select(Case.case_id, Citizen.openid, Case.status_at)
+            .join(Citizen, Citizen.id == Case.reporter_id)
+            .where(Case.status.in_(sorted(rr.RATEABLE_STATES)), Citizen.snapshot_user.is_(False))
+            .order_by(Case.status_at, Case.id)
+        ).all()
+    keep = showcase_citizen(container)
+    kept = next((case_id for case_id, openid, _ in reversed(rows) if openid == keep), None)
+    planned: list[tuple[datetime, str, str]] = []
+    for case_id, openid, status_at in rows:
+        at = status_at + timedelta(minutes=rng.randint(20, 3 * 24 * 60))
+        if (
+            case_id != kept
+            and rng.random() < RATING_SHARE
+            and at < min(now, rr.window_closes(status_at, settings.rating_window_days))
+        ):
+            planned.append((at, case_id, openid))
+    planned.sort()
+    for n, (at, case_id, openid) in enumerate(planned):
+        level = rr.UNSATISFIED if n == 0 else rng.choices([lv for lv, _ in RATING_MIX], [w for _, w in RATING_MIX])[0]
+        commented = n == 0 or rng.random() < (0.75 if level == rr.UNSATISFIED else 0.2)
+        clock.set(at)
+        ratings.rate(
+            openid, case_id, level, rng.choice(RATING_COMMENTS[level]) if commented else None, rr.CHANNEL_WECHAT
+        )
+    return len(planned)
+
+
+# --- 公示, objections, 定榜 and prize claims (issue 12), through the real ReviewService ------------------------------
+
+REVIEWER = Actor("演示坐席", "console")
+
+
+def seed_review(container: Container, weeks: int, now: datetime) -> list[str]:
+    """Put the seeded weeks through the review, idempotently: every week before last was published when it ended
+    (the scheduler's Monday) and is final by now, with claim codes (one handed over); last week is in 公示 with one
+    open objection (by the showcase citizen) and one upheld (its list is at version 2). Returns what it did."""
+    tz = container.settings.tz
+    last = week_of(now, tz).previous()
+    done: list[str] = []
+    week = first_week(now, container, weeks)
+    while week < last:
+        # a container whose clock stands at the week's publication time: its window has long closed by now
+        then = bootstrap(
+            container.settings,
+            clock=FixedClock(week.end(tz) + timedelta(hours=1)),
+            engine=container.engine,
+            redis_client=container.redis,
+        )
+        then.closer.close(week)
+        then.publishing.publish(str(week))
+        if container.review.status(str(week)).phase != "final":
+            container.review.finalize(str(week))
+        claims = container.review.claims(str(week))
+        if week.next() == last and claims and not any(c.redeemed_at for c in claims):
+            keep = showcase_citizen(container)
+            handed = next((c for c in claims if _openid(container, c.citizen_id) != keep), claims[0])
+            container.review.redeem(handed.code, REVIEWER, week=str(week))
+        done.append(f"{week}: final list (定榜), {len(claims)} claim codes")
+        week = week.next()
+    container.closer.close(last)
+    container.publishing.publish(str(last))
+    status = container.review.status(str(last))
+    if status.phase == "open" and not container.review.objections(str(last), status=None):
+        rows = container.review.current(str(last)).rows
+        objector = showcase_citizen(container) or "demo-openid-00001"
+        others = [r for r in rows if _openid(container, r.citizen_id) != objector]
+        second = "demo-openid-00003"  # another citizen objects too: their objection is upheld
+        targets = [r for r in others[10:] if _openid(container, r.citizen_id) != second]
+        if len(others) >= 4 and targets:
+            upheld = container.review.object(
+                str(last), targets[0].rank, second, "该市民多次上报同一处路灯，疑似拆分重复上报", "demo"
+            )
+            container.review.uphold(upheld.id, "disqualify", "经核查确系拆分重复上报，取消本周评奖资格", REVIEWER)
+            target = next(r for r in container.review.current(str(last)).rows if r.citizen_id == others[3].citizen_id)
+            container.review.object(str(last), target.rank, objector, "照片与上报地点不符，请核查", "demo")
+    status = container.review.status(str(last))
+    done.append(
+        f"{last}: {status.phase_label}, {status.open_objections} open objection(s), version {status.current_version}"
+    )
+    return done
+
+
+def _openid(container: Container, citizen_id: int) -> str | None:
+    with container.read() as session:
+        citizen = session.get(Citizen, citizen_id)
+        return citizen.openid if citizen is not None else None

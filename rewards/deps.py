@@ -13,6 +13,8 @@ from rewards.bootstrap import Container
 from rewards.clock import Clock, IsoWeek
 from rewards.config import Settings
 from rewards.db import Database
+from rewards.engagement.milestones import MilestoneService
+from rewards.engagement.ratings import RatingService
 from rewards.flows import CaseFlows
 from rewards.http.auth import Principal, require
 from rewards.http.ratelimit import RateLimiter, public_rate_limit
@@ -21,6 +23,7 @@ from rewards.leaderboard.service import LeaderboardService
 from rewards.leaderboard.weeks import WeekCloser
 from rewards.program import Program
 from rewards.publish.service import PublishService
+from rewards.stats.service import StatsService
 
 
 def container(request: Request) -> Container:
@@ -61,6 +64,18 @@ def _program(request: Request) -> Program:
     return container(request).program
 
 
+def _milestones(request: Request) -> MilestoneService:
+    return container(request).milestones
+
+
+def _ratings(request: Request) -> RatingService:
+    return container(request).ratings
+
+
+def _stats(request: Request) -> StatsService:
+    return container(request).stats
+
+
 def _limiter(request: Request) -> RateLimiter:
     return container(request).http.limiter
 
@@ -90,6 +105,9 @@ Publishing = Annotated[PublishService, Depends(_publishing)]
 Closer = Annotated[WeekCloser, Depends(_closer)]
 ProgramDep = Annotated[Program, Depends(_program)]
 Limiter = Annotated[RateLimiter, Depends(_limiter)]
+Milestones = Annotated[MilestoneService, Depends(_milestones)]
+Ratings = Annotated[RatingService, Depends(_ratings)]
+Stats = Annotated[StatsService, Depends(_stats)]
 Codec = Annotated[SessionCodec, Depends(_codec)]
 Services = Annotated[Container, Depends(container)]
 WeekQuery = Annotated[IsoWeek | None, Depends(week_param)]

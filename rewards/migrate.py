@@ -22,10 +22,14 @@ def _import_models() -> MetaData:
     """Import every module that declares tables (each registers them on Base.metadata), return that metadata."""
     # Imported here, not at the top: only to register their tables; the list is every table the migrations create
     import intake_adapter.models  # noqa: F401  (inbox_events)
+    import rewards.cases.identity  # citizen_identities, identity_links, citizen_merges
     import rewards.cases.models  # citizens, cases, case_history, audit_log
+    import rewards.engagement.milestones  # milestone_notices
+    import rewards.engagement.ratings  # case_ratings
     import rewards.leaderboard.weeks  # weekly_snapshots, weekly_snapshot_rows
     import rewards.publish.models  # publications, winner_notices
-    import rewards.scoring.ledger  # noqa: F401  (ledger_entries)
+    import rewards.scoring.ledger  # ledger_entries
+    import rewards.stats.models  # noqa: F401  (stats_figures; the record's time-range indexes)
 
     return Base.metadata
 

@@ -15,7 +15,17 @@ from rewards.prizes import PrizeTable
 from rewards.scoring.model import RuleSettings
 
 # Every Settings field that is a program rule (tests/unit/test_rules_text.py walks each of them)
-RULE_SETTINGS = ("categories", "daily_award_limit", "prize_tiers", "timezone")
+RULE_SETTINGS = (
+    "categories",
+    "daily_award_limit",
+    "prize_tiers",
+    "timezone",
+    "rating_award_points",
+    "rating_award_daily_cap",
+)
+
+
+RATING_FREE = "举报处置完成后可对处置结果进行满意度评价（满意、基本满意、不满意），评价不影响积分和排名。"
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,16 @@ class Program:
         limit = self.rules.daily_award_limit
         return None if limit is None else f"每位市民每天最多 {limit} 件有效举报计分"
 
+    def rating_text(self) -> str | None:
+        """The optional award for rating a handled report, when an operator turned it on."""
+        points = self.rules.rating_award_points
+        if points <= 0:
+            return None
+        return (
+            f"举报处置完成后对处置结果进行满意度评价，每件可得 {points} 分（每件仅一次），"
+            f"每位市民每天最多 {self.rules.rating_award_daily_cap} 次评价奖励"
+        )
+
     def lines(self) -> list[RuleLine]:
         """Every rule, for the /rules page."""
         lines = [
@@ -80,18 +100,20 @@ class Program:
         limit = self.limit_text()
         if limit is not None:
             lines.append(RuleLine("每日上限", f"{limit}。"))
+        rating = self.rating_text()
+        lines.append(RuleLine("评价奖励", f"{rating}。") if rating else RuleLine("满意度评价", RATING_FREE))
         return lines
 
     def summary(self) -> str:
         """All rules in one short paragraph (the weekly article)."""
-        limit = self.limit_text()
+        limit, rating = self.limit_text(), self.rating_text()
         return (
             f"市民通过“随手拍”上报城市管理问题，经指挥中心立案确认有效后获得积分，{self.points_text()}，积分不设上限"
             + (f"，{limit}" if limit else "")
             + "。同一问题多人上报时，仅首位上报者得分；匿名上报不计分。"
             "案件因造假等原因被撤销的，扣回相应积分；违规者取消评奖资格。获奖须完成实名认证。"
             f"积分计入立案当周（每周一0时起算，{zone_name(self.timezone)}），积分高者排名靠前，同分时先达到该积分者在前。"
-            f"每周前 {self.prizes.places} 名获奖：{self.prize_text()}。"
+            f"每周前 {self.prizes.places} 名获奖：{self.prize_text()}。" + (f"{rating}。" if rating else "")
         )
 
     def category_points(self) -> list[tuple[str, str, int]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -15,9 +15,23 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
+View = Annotated[
+    Literal["all", "prizes"],
+    Query(
+        description="all: every citizen with points, `offset`/`limit` count board places. prizes: the prize list, "
+        "`offset`/`limit` count prize places (获奖名次, `prize_rank`), and the ineligible citizens ranked among "
+        "them come along marked `eligible: false` without a prize place (a page may hold more than `limit` rows)"
+    ),
+]
+
+
 @router.get("/api/v1/leaderboards/weekly", dependencies=PUBLIC, response_model=BoardPageOut)
-def weekly(leaderboard: Leaderboard, week: WeekQuery, offset: Offset = 0, limit: Limit = 80) -> BoardPageOut:
-    """A week's board: rank, masked name, points, eligibility, prize tier."""
+def weekly(
+    leaderboard: Leaderboard, week: WeekQuery, offset: Offset = 0, limit: Limit = 80, view: View = "all"
+) -> BoardPageOut:
+    """A week's board: rank, masked name, points, eligibility, prize tier (`view=prizes`: the prize list)."""
+    if view == "prizes":
+        return leaderboard.prize_list(week=week, offset=offset, limit=limit)
     return leaderboard.page("weekly", week=week, offset=offset, limit=limit)
 
 

@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from rewards import migrate
-from rewards.cli import boards, demo, intake, server, weeks
+from rewards.cli import boards, citizens, demo, intake, server, weeks
 from rewards.cli.common import fail, open_container
 from rewards.config import load_settings
 from rewards.db import make_engine
@@ -58,7 +58,7 @@ def serve(
         uvicorn.run("rewards.asgi:app_factory", factory=True, host=host, port=port, workers=workers, **options)
 
 
-for area in (boards, weeks, demo, intake):
+for area in (boards, weeks, demo, intake, citizens):
     area.register(app)
 
 

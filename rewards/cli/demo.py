@@ -18,7 +18,7 @@ from rewards.bootstrap import Container
 from rewards.cli.common import fail, open_container
 from rewards.clock import week_of
 from rewards.config import Settings, load_settings
-from rewards.demo import DemoPlan, is_seeded, seed, showcase_citizen
+from rewards.demo import DemoPlan, is_seeded, seed, seed_review, showcase_citizen
 from rewards.errors import ConfigError
 
 DEFAULT_PLAN = DemoPlan()
@@ -92,10 +92,13 @@ def ready_text(base: str, token: str, citizen: str, settings: Settings) -> str:
             f"    我的 (development sign-in):   {base}/me   sign in as {citizen} (this week's leader)",
             f"    this week's leaderboard:      {base}/leaderboard",
             f"    past weeks' announcements:    {base}/weeks",
+            "                                  last week is in 公示: object to an entry there; 我的 shows",
+            "                                  your objections and, for an earlier week's winners, the claim code",
             f"    rules:                        {base}/rules",
             "  As a validator:",
             f"    command-center console:       {base}/console   sign in with the token below;",
             "                                  keys V valid · D duplicate · X invalid · J/K next/previous · F photo",
+            f"    objections and prize claims:  {base}/console/review   (payout export: role admin)",
             f"    console / API token:          {token}",
             "  As an integrator:",
             f"    API docs (offline):           {base}/docs   and {base}/redoc",
@@ -138,6 +141,8 @@ def run_demo(container: Container, plan: DemoPlan) -> None:
 
             seed(container, plan, now, progress)
         typer.echo(f"seeded in {time.monotonic() - started:.1f} s")
+    for line in seed_review(container, plan.weeks, now):  # 公示, objections, 定榜 and claims (issue 12)
+        typer.echo(line)
     current = week_of(now, container.settings.tz)
     week = current
     for _ in range(plan.weeks):

@@ -37,6 +37,8 @@ WECHAT_MAX_BYTES = 64 * KIB  # WeChat messages are a few KiB
 OPEN311_MAX_BYTES = 64 * KIB  # the largest legal form (4,000 Chinese characters, percent-encoded) is ~45 KiB
 SIGN_IN_MAX_BYTES = 16 * KIB  # console sign-in (a token), sign-out (no body)
 DEFAULT_MAX_BYTES = 64 * KIB  # anything else; GETs carry no body
+OBJECTION_MAX_BYTES = 32 * KIB  # an objection: week, rank and a reason (its length is checked by the service)
+RATING_MAX_BYTES = 8 * KIB  # a citizen's rating: a level and a comment of at most 200 characters
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANY_METHOD = frozenset({"*"})
 
@@ -71,6 +73,12 @@ BODY_RULES: tuple[BodyRule, ...] = (
     BodyRule(re.compile(r"^/wechat/callback$"), WECHAT_MAX_BYTES),
     BodyRule(re.compile(r"^/open311/v2/requests\.[A-Za-z]+$"), OPEN311_MAX_BYTES),
     BodyRule(re.compile(r"^/auth/"), SIGN_IN_MAX_BYTES),
+    # the mini program's sign-in (rewards/api/auth.py): a wx.login code, posted before anyone has a credential
+    BodyRule(re.compile(r"^/api/v1/auth/wxa$"), SIGN_IN_MAX_BYTES),
+    # a citizen rates their own report with their session (rewards/api/ratings.py checks who): not staff-only
+    BodyRule(re.compile(r"^/api/v1/citizens/[^/]+/reports/[^/]+/rating$"), RATING_MAX_BYTES),
+    # a citizen objects to an entry of a week's list with their session (rewards/api/review.py checks who)
+    BodyRule(re.compile(r"^/api/v1/citizens/[^/]+/objections$"), OBJECTION_MAX_BYTES),
     BodyRule(re.compile(r"^/api/v1/"), JSON_API_MAX_BYTES, staff=True),
     BodyRule(re.compile(r"^/console(/|$)"), CONSOLE_FORM_MAX_BYTES, staff=True),
 )

@@ -88,6 +88,7 @@ AUDIT_LABELS = {
     "unban": "恢复评奖资格",
     "console_sign_in": "登录审核台",
     "publish:retry-requested": "申请重新发布",
+    "rating:followup-handled": "不满意评价已跟进处理",
 }
 WECHAT_ERRORS = {  # the WeChat errcodes a publication most often fails with
     -1: "微信系统繁忙",

@@ -36,6 +36,7 @@ from rewards.http.session import (
     set_console_cookie,
 )
 from rewards.logs import get_logger, install_redaction
+from rewards.scoring.citizen_links import sign_in_linked
 
 log = get_logger("oauth")
 router = APIRouter(tags=["identity"])
@@ -95,8 +96,8 @@ def authorize_url(settings: Settings, state: str) -> str:
     )
 
 
-def exchange_code(settings: Settings, code: str) -> tuple[str, bool]:
-    """Exchange an OAuth code for (openid, is_snapshotuser) at sns/oauth2/access_token."""
+def exchange_code(settings: Settings, code: str) -> tuple[str, bool, str | None]:
+    """Exchange an OAuth code for (openid, is_snapshotuser, unionid or None) at sns/oauth2/access_token."""
     if not settings.wechat_app_id or not settings.wechat_app_secret:
         raise Unavailable("WeChat sign-in is not configured (REWARDS_WECHAT_APP_SECRET)", code="oauth_unconfigured")
     install_redaction()
@@ -123,7 +124,9 @@ def exchange_code(settings: Settings, code: str) -> tuple[str, bool]:
     openid = body.get("openid")
     if not isinstance(openid, str) or not OPENID_RE.match(openid):
         raise Unavailable("WeChat answered the sign-in without an openid", code="wechat_unavailable")
-    return openid, str(body.get("is_snapshotuser", "")) == "1"
+    unionid = body.get("unionid")  # when the apps share an open-platform account: links the mini program's openid
+    unionid = unionid if isinstance(unionid, str) and OPENID_RE.match(unionid) else None
+    return openid, str(body.get("is_snapshotuser", "")) == "1", unionid
 
 
 @router.get("/auth/wechat/login", dependencies=[SignInLimit])
@@ -168,9 +171,9 @@ def wechat_callback(
     if not isinstance(nonce, str) or not state or not state_matches(secret, state, nonce):
         raise BadRequest("sign-in state does not match this browser (expired or forged), retry", code="bad_state")
     target = safe_next(remembered.get("next"))
-    openid, snapshot = exchange_code(c.settings, code)
-    with c.uow() as uow:
-        sign_in_citizen(uow.session, openid, c.clock.now(), snapshot_user=snapshot)
+    wechat_openid, snapshot, unionid = exchange_code(c.settings, code)
+    with c.uow() as uow:  # the citizen this openid (or its unionid) is linked to; its canonical openid is the session's
+        openid = sign_in_linked(uow.session, "mp", wechat_openid, unionid, c.clock.now(), snapshot_user=snapshot).openid
     response = RedirectResponse(target, 303)
     response.delete_cookie(
         STATE_COOKIE, path="/auth/wechat", httponly=True, samesite="lax", secure=secure_cookies(c.settings)

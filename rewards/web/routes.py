@@ -13,7 +13,18 @@ from sqlalchemy import select
 
 from rewards.cases import service as cases
 from rewards.clock import IsoWeek, week_of
-from rewards.deps import PUBLIC, ClockDep, Closer, Db, Leaderboard, ProgramDep, Publishing, SettingsDep
+from rewards.deps import (
+    PUBLIC,
+    ClockDep,
+    Closer,
+    Db,
+    Leaderboard,
+    Milestones,
+    ProgramDep,
+    Publishing,
+    Ratings,
+    SettingsDep,
+)
 from rewards.errors import DomainError, Unavailable
 from rewards.leaderboard.service import LeaderboardService
 from rewards.leaderboard.weeks import WeeklySnapshot
@@ -24,6 +35,8 @@ from rewards.publish.render import render_article
 from rewards.publish.service import article_of, asset
 from rewards.scoring import history
 from rewards.web import messages
+from rewards.web.me_ratings import rating_view
+from rewards.web.review import MeReview, ReviewSection
 from rewards.web.templating import STATIC, page
 
 router = APIRouter(include_in_schema=False, dependencies=PUBLIC)
@@ -54,7 +67,13 @@ def me(
     db: Db,
     settings: SettingsDep,
     leaderboard: Leaderboard,
+    milestones: Milestones,
+    ratings: Ratings,
+    review_me: MeReview,  # objections and prize claims (rewards/web/review.py, me_review.html)
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    rated: Annotated[str | None, Query(max_length=64)] = None,  # the rating form's outcome (rewards/web/me_ratings)
+    rating_case: Annotated[str | None, Query(max_length=64)] = None,
+    rating_error: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
     """我的: this week's and all-time rank and points, prize tier, gap to the prize list, every report."""
     openid = getattr(request.state, "citizen_openid", None)
@@ -65,6 +84,9 @@ def me(
     with db.read() as session:
         citizen = cases.find_citizen(session, openid)
         reports = history.report_history(session, settings, citizen, 20, offset) if citizen else None
+        reached = milestones.progress(session, citizen) if citizen else None
+        case_ids = [r.case_id for r in reports.reports] if reports else []
+        rating = rating_view(session, ratings, citizen, case_ids, rated, rating_case, rating_error) if citizen else None
     standing = leaderboard.standing(openid) if citizen is not None else None
     return page(
         "me.html",
@@ -74,30 +96,40 @@ def me(
         reports=reports,
         offset=offset,
         places=leaderboard.prizes.places,
+        milestones=reached,
+        rating=rating,
+        review_me=review_me,
     )
 
 
 def _board_page(
-    leaderboard: LeaderboardService, kind: str, week: str | None, district: str | None, offset: int
+    leaderboard: LeaderboardService, kind: str, week: str | None, district: str | None, offset: int, view: str = "all"
 ) -> HTMLResponse:
     data, error, status = None, None, 200
     try:
         parsed = IsoWeek.from_text(week) if week is not None else None
-        data = leaderboard.page(kind, week=parsed, district=district, offset=offset, limit=80)  # type: ignore[arg-type]
+        if view == "prizes":  # the prize list: 80 eligible places, the ineligible among them marked
+            data = leaderboard.prize_list(week=parsed, offset=offset, limit=80)
+        else:
+            data = leaderboard.page(kind, week=parsed, district=district, offset=offset, limit=80)  # type: ignore[arg-type]
     except Unavailable:
         error, status = "排行榜暂时无法访问，请稍后再试", 503
     except DomainError as exc:  # a bad week or district: say why, on the page
         error, status = messages.reason_of(exc), exc.status
     context = {"data": data, "kind": kind, "district": district, "error": error, "districts": DISTRICTS_HINT}
+    context |= {"view": view, "week_param": week}
     return page("board.html", nav="board", status_code=status, **context)
 
 
 @router.get("/leaderboard", response_class=HTMLResponse)
 def weekly_board(
-    leaderboard: Leaderboard, week: str | None = None, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+    leaderboard: Leaderboard,
+    week: str | None = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    view: Annotated[str, Query(max_length=16)] = "prizes",
 ) -> HTMLResponse:
-    """This week's (or a given week's) top 80, masked names, tiers, eligibility."""
-    return _board_page(leaderboard, "weekly", week, None, offset)
+    """This week's (or a given week's) prize list by default (view=all: the full board), masked names, tiers."""
+    return _board_page(leaderboard, "weekly", week, None, offset, "all" if view == "all" else "prizes")
 
 
 @router.get("/leaderboard/all-time", response_class=HTMLResponse)
@@ -128,9 +160,15 @@ def weeks(db: Db) -> HTMLResponse:
 
 
 @router.get("/rules", response_class=HTMLResponse)
-def rules(program: ProgramDep) -> HTMLResponse:
+def rules(program: ProgramDep, milestones: Milestones) -> HTMLResponse:
     """The program's rules, written from the objects that enforce them."""
-    return page("rules.html", nav="rules", rules=program.lines(), categories=program.category_points())
+    return page(
+        "rules.html",
+        nav="rules",
+        rules=program.lines(),
+        categories=program.category_points(),
+        milestone_rules=milestones.rules.lines(),
+    )
 
 
 @router.get("/weeks/{week}", response_class=HTMLResponse)
@@ -141,6 +179,7 @@ def week_page(
     settings: SettingsDep,
     program: ProgramDep,
     clock: ClockDep,
+    review: ReviewSection,  # 公示: the current list version, 异议处理结果, the objection form (rewards/web/review.py)
 ) -> HTMLResponse:
     """The week's announcement as published (or, before that, a preview of it); masked names only."""
     iso = IsoWeek.from_text(week)
@@ -169,6 +208,7 @@ def week_page(
         body=Markup(article.content),  # rendered by rewards.publish.render with autoescape
         status_text=status_text,
         published_url=url if url and url.startswith("https://") else None,
+        review=review,
     )
 
 

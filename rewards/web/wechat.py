@@ -30,11 +30,14 @@ from rewards.bootstrap import Container
 from rewards.clock import IsoWeek
 from rewards.config import Settings
 from rewards.deps import Services
+from rewards.engagement.milestone_rules import mention_text
+from rewards.engagement.rating_rules import WECHAT_WORD
 from rewards.errors import BadRequest, DomainError, Forbidden, NotFound, TooManyRequests, Unavailable
 from rewards.http.limits import WECHAT_MAX_BYTES, too_large
 from rewards.http.ratelimit import Limit, client_ip, limiter_of
 from rewards.leaderboard.schemas import StandingOut
 from rewards.logs import get_logger
+from rewards.web.review import is_objection_message, objection_reply
 
 log = get_logger("wechat")
 router = APIRouter(tags=["wechat"])
@@ -45,6 +48,7 @@ Param = Annotated[str | None, Query(max_length=256)]
 MAX_BODY = WECHAT_MAX_BYTES  # WeChat messages are a few KB; also enforced while streaming (rewards/http/limits.py)
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # also keeps the reply's ToUserName CDATA well-formed
 RANK_WORDS = frozenset({"排名", "积分", "rank"})
+RATE_WORD = WECHAT_WORD  # "评价 <案件号> <满意|基本满意|不满意> [意见]" rates a handled report
 MY_RANK_KEY = "MY_RANK"
 SILENT_EVENTS = frozenset(
     {
@@ -102,7 +106,10 @@ def rules_url(settings: Settings) -> str:
 
 def help_text(rules: str) -> str:
     """The short help text for anything the account does not understand."""
-    return f"您好，这里是“随手拍”城市管理有奖举报。\n回复“排名”或“积分”查看您本周的排名和积分。\n活动规则：{rules}"
+    return (
+        f"您好，这里是“随手拍”城市管理有奖举报。\n回复“排名”或“积分”查看您本周的排名和积分。\n"
+        f"举报处置完成后，回复“评价 案件号 满意”（或 基本满意、不满意，可附意见）评价处置结果。\n活动规则：{rules}"
+    )
 
 
 def welcome_text(rules: str, places: int) -> str:
@@ -180,6 +187,10 @@ def _answer(c: Container, request: Request, root: dict[str, Any], openid: str) -
             return None  # unsubscribe, VIEW, LOCATION, job-finished notices and other events: nobody to answer
     else:
         wants_rank = kind == "text" and _field(root, "Content").casefold() in RANK_WORDS
+        if kind == "text" and is_objection_message(_field(root, "Content")):  # "异议 <名次> <理由>": 公示 objections
+            return objection_reply(c, request, _field(root, "Content"), openid)
+        if kind == "text" and _field(root, "Content").startswith(RATE_WORD):
+            return _rate(c, request, _field(root, "Content"), openid)
     if not wants_rank:
         return help_text(rules)
     try:
@@ -193,7 +204,34 @@ def _answer(c: Container, request: Request, root: dict[str, Any], openid: str) -
     except (SQLAlchemyError, DomainError) as exc:  # answer within WeChat's 5 seconds rather than fail the message
         log.warning("standing unavailable for a WeChat reply: %s", type(exc).__name__)
         return "系统繁忙，请稍后再试。"
-    return rank_text(found, rules, places)
+    return rank_text(found, rules, places) + _milestone_news(c, request, root, openid)
+
+
+def _milestone_news(c: Container, request: Request, root: dict[str, Any], openid: str) -> str:
+    """The line mentioning milestones reached since the last reply (each once); "" when none or unavailable.
+
+    WeChat retries a message with the same signed URL: its key makes a retry's reply mention the same news.
+    """
+    q = request.query_params
+    message = f"{q.get('timestamp')}:{q.get('nonce')}:{_field(root, 'MsgId')}:{_field(root, 'CreateTime')}"
+    try:
+        return mention_text(c.milestones.announce(openid, hashlib.sha256(message.encode()).hexdigest()))
+    except (SQLAlchemyError, DomainError) as exc:  # the rank reply matters more than the news: answer without it
+        log.warning("milestones unavailable for a WeChat reply: %s", type(exc).__name__)
+        return ""
+
+
+def _rate(c: Container, request: Request, text: str, openid: str) -> str:
+    """Reply to "评价 <案件号> <满意|基本满意|不满意> [意见]" (rewards/engagement/ratings.py): thanks or the reason."""
+    try:
+        limiter_of(request).hit("wechat", [Limit("citizen", openid, c.settings.rate_limit_per_citizen)])
+    except TooManyRequests:
+        return "操作太频繁，请稍后再试。"
+    try:
+        return c.ratings.reply_to_message(openid, text) or help_text(rules_url(c.settings))
+    except SQLAlchemyError as exc:  # answer within WeChat's 5 seconds rather than fail the message
+        log.warning("rating unavailable for a WeChat reply: %s", type(exc).__name__)
+        return "系统繁忙，请稍后再试。"
 
 
 async def _body(request: Request) -> bytes:

@@ -35,6 +35,14 @@ E2E_ROWS = [
     r"\| intake events .* 200 events\) \| [\d,]+ events/s .* \| bare INSERT \+ COMMIT of each event's JSON",
     r"\| web worker peak RSS .* \| \d+ MiB \|",
     r"\| Redis memory per citizen .* \| -?\d+ B \|",
+    # issue 13: after the rows above
+    r"\| slowest Redis command while the rebuild ran .* \| [\d.]+ ms \(.*\); \d+ latency event\(s\) \|",
+    r"\| award script, one entry per round trip \(200 entries.* \| [\d,]+/s \(server [\d.na]+ µs/call\) \| raw ZINCRBY"
+    r" .* \| [\d.]+× \|",
+    r"\| standing throughput at 1 → 2 uvicorn workers \(4 connections\) \| [\d,]+ → [\d,]+ req/s",
+    r"\| verdicts at 1 → 2 uvicorn workers \(4 connections, 50 verdicts at 2\) \| ",
+    r"\| standing latency p50 / p99 at 1 connection, 500 citizens on the boards \| [\d.]+ / [\d.]+ ms \|",
+    r"\| standing latency p50 / p99 at 1 connection, 2,000 citizens on the boards \| [\d.]+ / [\d.]+ ms \|",
 ]
 LEADERBOARD_LINES = [
     r"^\(a\) award path, 1,000 entries pipelined",
@@ -56,6 +64,22 @@ WECHAT_LINES = [
     rf"^  排名 plain \(Redis boards\) +{NUM} / +{NUM}   x{NUM}$",
     rf"^  排名 safe mode \(Redis boards\) +{NUM} / +{NUM}   x{NUM}$",
     rf"^  排名 plain, Redis down \(ledger\) +{NUM} / +{NUM}   x{NUM}$",
+]
+
+INTAKE_LINES = [
+    r"^\| batch size \| intake events/s \| bare INSERT \+ COMMIT /s \| ratio \|$",
+    *(rf"^\| {size} \| {NUM} \| {NUM} \| {NUM}× \|$" for size in ("1", "10", "100", "1,000")),
+    rf"^History import \(`rewards intake import`, batches of 500\): 100 cases, {NUM} events in {NUM} s",
+]
+
+STATS_LINES = [
+    r"^3,000 cases over 52 weeks \(8 districts, 30 departments\), [\d,]+ history steps, [\d,]+ ledger lines",
+    rf"^cold GET /stats \(computes and seals the trend's closed weeks\)  {NUM} s$",
+    rf"^warm GET /stats p50 / max of 5  {NUM} / {NUM} s   ratio {NUM}x the bare count$",
+    rf"^warm GET /api/v1/stats p50 of 5  {NUM} s   ratio {NUM}x the bare count$",
+    rf"^GET /stats recomputing this week live \(REWARDS_STATS_LIVE_SECONDS=0\) p50 of 5  {NUM} s   ratio {NUM}x",
+    rf"^bare SELECT count\(\*\) FROM cases \(3,000 rows\) p50 of 5  {NUM} s$",
+    r"^Target: warm /stats under 1 s: (met|NOT met)\.$",
 ]
 
 
@@ -112,3 +136,18 @@ def test_wechat_reply_benchmark_prints_each_reply_against_the_baseline(redis_ser
     """`bench/wechat_reply.py --tiny` exits 0 and prints every reply path with its ratio to GET /healthz."""
     out = run_bench("wechat_reply.py").stdout
     assert_lines(WECHAT_LINES, out)
+
+
+@pytest.mark.slow
+def test_intake_benchmark_prints_every_batch_size_with_its_ratio(redis_server: redis.Redis) -> None:
+    """`bench/intake.py --tiny` exits 0, prints batch sizes 1-1000 beside bare INSERT + COMMIT, and times an import."""
+    out = run_bench("intake.py").stdout
+    assert_lines(INTAKE_LINES, out)
+
+
+@pytest.mark.slow
+def test_stats_benchmark_prints_the_record_beside_a_bare_count(redis_server: redis.Redis) -> None:
+    """`bench/stats.py --tiny` exits 0 and prints cold and warm /stats beside a bare count of the same rows."""
+    done = run_bench("stats.py")
+    assert_lines(STATS_LINES, done.stdout)
+    assert "dropped bench_stats_" in done.stderr  # clean-up ran

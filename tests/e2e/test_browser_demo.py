@@ -62,6 +62,6 @@ def test_the_demo_city_looks_like_the_real_thing(browser: Any, site: tuple[Conta
     phone.goto(f"{url}/weeks")
     with phone.expect_navigation():
         phone.locator("main a[href^='/weeks/']").first.click()
-    assert phone.locator("#announcement h1").count() == 1 and phone.locator("header nav a").count() == 4
+    assert phone.locator("#announcement h1").count() == 1 and phone.locator("header nav a").count() == 5
     assert phone.evaluate(FITS)
     save_screenshot(phone, "week")

@@ -42,7 +42,7 @@ def test_a_browser_gets_pages_with_the_right_status(browser: Any, site: tuple[Co
     page = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
     bad = page.goto(f"{url}/weeks/2026-W99")
     assert bad.status == 422 and "周次格式不正确" in page.inner_text("#error-page")
-    assert page.locator("header nav a").count() == 4  # a page of the site, not raw JSON
+    assert page.locator("header nav a").count() == 5  # a page of the site, not raw JSON
     this_week = page.goto(f"{url}/weeks/{IsoWeek(2026, 48)}")
     assert this_week.status == 200 and "本周尚未结算" in page.inner_text("#announcement")
     assert page.get_attribute('header nav a[href="/weeks"]', "class") == "on"
@@ -141,7 +141,7 @@ def test_every_page_fits_a_390_px_phone(browser: Any, site: tuple[Container, str
         if not path.startswith(("/docs", "/redoc")):
             assert page.evaluate(NAV_OUTSIDE) == [], path  # every navigation item on the screen
         if path == "/weeks/2026-W47":
-            assert page.locator("header nav a").count() == 4  # the announcement has the site's navigation
+            assert page.locator("header nav a").count() == 5  # the announcement has the site's navigation
     assert too_wide == {}
     page.goto(f"{url}/auth/dev-login?openid=o-0&next=/me")  # signed out of nothing: the citizen's own page
     assert page.evaluate(FITS)

@@ -66,7 +66,7 @@ values = st.one_of(
 # (method, path, where the parameters go, their names); {case_id} and {citizen_id} point at a seeded case and citizen
 UNDECLARED: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("GET", "/me", "query", ("offset",)),
-    ("GET", "/leaderboard", "query", ("week", "offset")),
+    ("GET", "/leaderboard", "query", ("week", "offset", "view")),
     ("GET", "/leaderboard/all-time", "query", ("offset",)),
     ("GET", "/leaderboard/districts/{value}", "query", ("week", "offset")),
     ("GET", "/weeks", "query", ("x",)),
@@ -79,6 +79,13 @@ UNDECLARED: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("POST", "/console/cases/{case_id}/void", "form", ("reason",)),
     ("POST", "/console/citizens/{citizen_id}/ban", "form", ("reason", "banned")),
     ("POST", "/console/weeks/{value}/retry", "form", ("x",)),
+    ("POST", "/weeks/{value}/objections", "form", ("rank", "reason", "csrf")),
+    ("GET", "/console/review", "query", ("flash", "error")),
+    ("GET", "/console/review/claims", "query", ("code", "week", "flash", "error")),
+    ("POST", "/console/review/claims/redeem", "form", ("code", "week")),
+    ("POST", "/console/review/objections/1/reject", "form", ("reason",)),
+    ("POST", "/console/review/objections/1/uphold", "form", ("action", "reason", "case_id")),
+    ("GET", "/console/review/payouts/{value}", "query", ("format",)),
     ("GET", "/open311/v2/requests.json", "query", ("service_request_id", "service_code", "start_date", "end_date")),
     ("GET", "/open311/v2/requests.xml", "query", ("status", "start_date", "end_date", "jurisdiction_id", "extra")),
     ("GET", "/open311/v2/requests/{value}.json", "query", ("jurisdiction_id",)),

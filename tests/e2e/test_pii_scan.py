@@ -179,6 +179,8 @@ def public_urls(case_ids: list[str]) -> list[str]:
     urls += [f"/leaderboard/districts/{quote(d)}?week=2026-W47" for d in districts]
     urls += ["/api/v1/leaderboards/weekly", "/api/v1/leaderboards/weekly?week=2026-W47"]
     urls += ["/api/v1/leaderboards/all-time", "/api/v1/leaderboards/all-time?limit=200"]
+    urls += ["/stats", "/stats?week=2026-W47", "/stats?month=2026-11", "/api/v1/stats"]  # the public record
+    urls += ["/api/v1/stats/weeks/2026-W47", "/api/v1/stats/weeks/2026-W48", "/api/v1/stats/months/2026-11"]
     urls += [
         f"/api/v1/leaderboards/districts/{quote(d)}/weekly?week={w}"
         for d in districts

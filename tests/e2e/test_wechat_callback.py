@@ -171,6 +171,10 @@ def seeded(client: TestClient) -> TestClient:
     return client
 
 
+# the first rank reply to each citizen also mentions the milestone newly reached, once (rewards/engagement)
+NEWS = "\n【新里程碑】恭喜您达成“首次有效举报”！在“我的”页面可查看详情。"
+
+
 def expected(week: str, total: str, prize: str) -> str:
     return f"【我的积分】2026年第48周\n本周积分：{week}\n累计积分：{total}\n{prize}\n活动规则：{RULES}"
 
@@ -187,7 +191,8 @@ EXPECTED = {
 def test_rank_reply_reads_real_points(seeded: TestClient, safe: bool) -> None:
     with in_mode(seeded, safe=safe) as http:
         for openid, text in EXPECTED.items():
-            assert content(post(http, TEXT.format(openid=openid, content="排名"), safe=safe), openid, safe=safe) == text
+            first = content(post(http, TEXT.format(openid=openid, content="排名"), safe=safe), openid, safe=safe)
+            assert first == text + NEWS
         for word in ("积分", "rank", " RANK "):
             r = post(http, TEXT.format(openid="oA", content=word), safe=safe)
             assert content(r, "oA", safe=safe) == EXPECTED["oA"]
@@ -203,7 +208,7 @@ def test_rank_reply_falls_back_to_the_ledger_when_redis_is_down(seeded: TestClie
     other = bootstrap(plain, clock=c.clock, engine=c.engine, redis_client=dead)
     with TestClient(create_app(other)) as down:
         for openid, text in EXPECTED.items():
-            assert content(post(down, TEXT.format(openid=openid, content="排名")), openid) == text
+            assert content(post(down, TEXT.format(openid=openid, content="排名")), openid) == text + NEWS
 
 
 @pytest.mark.parametrize("safe", [False, True], ids=["plain", "safe"])
@@ -234,7 +239,7 @@ def test_a_retried_message_gets_the_same_reply_and_changes_nothing(seeded: TestC
     with in_mode(seeded, safe=False) as http:  # WeChat's retry: the same signed URL and the same body
         first = post(http, TEXT.format(openid="oB", content="排名"), nonce="77")
         again = post(http, TEXT.format(openid="oB", content="排名"), nonce="77")
-    assert first.text == again.text and content(again, "oB") == EXPECTED["oB"]
+    assert first.text == again.text and content(again, "oB") == EXPECTED["oB"] + NEWS
 
 
 def test_reply_carries_the_clock_time(client: TestClient) -> None:

@@ -39,6 +39,16 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/weeks"): "past announcements",
     ("GET", "/weeks/{week}"): "a published announcement",
     ("GET", "/rules"): "the program's rules",
+    ("GET", "/weeks/{week}/versions/{number}"): "a sealed version of a published list, masked names",
+    ("POST", "/weeks/{week}/objections"): "401 unless a signed-in citizen with the form token (test_review_edges)",
+    ("POST", "/me/ratings/{case_id}"): "401 unless a signed-in citizen; rates their own report (test_ratings_http)",
+    ("GET", "/api/v1/review/weeks/{week}"): "公示 status and the current list version, masked names",
+    ("GET", "/api/v1/review/weeks/{week}/versions"): "sealed list versions, masked names",
+    ("GET", "/api/v1/review/weeks/{week}/versions/{number}"): "a sealed list version, masked names",
+    ("GET", "/stats"): "the public city-management record: aggregates only (test_stats_pages scans it)",
+    ("GET", "/api/v1/stats"): "the public record's trend: aggregates only",
+    ("GET", "/api/v1/stats/weeks/{week}"): "the public record of a week: aggregates only",
+    ("GET", "/api/v1/stats/months/{month}"): "the public record of a month: aggregates only",
     ("GET", "/api/v1/leaderboards/weekly"): "public board API, masked names",
     ("GET", "/api/v1/leaderboards/all-time"): "public board API, masked names",
     ("GET", "/api/v1/leaderboards/districts/{district}/weekly"): "public board API, masked names",
@@ -49,6 +59,7 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"): "Open311 GETs are public by the spec",
     ("GET", "/auth/wechat/login"): "starts WeChat sign-in",
     ("GET", "/auth/wechat/callback"): "finishes WeChat sign-in: state bound to the browser, code checked by WeChat",
+    ("POST", "/api/v1/auth/wxa"): "the mini program's sign-in: its wx.login code is checked by WeChat (code2Session)",
     ("GET", "/auth/dev-login"): "404 unless development with REWARDS_DEV_LOGIN (tests/e2e/test_dev_login.py)",
     ("POST", "/auth/logout"): "clears the caller's own cookies",
     ("GET", "/auth/session"): "tells a browser who it is signed in as (its own data)",
@@ -78,6 +89,7 @@ UNLIMITED = {
 }
 # Staff routes by path prefix and the role they need (admin holds every role).
 STAFF_PREFIXES = (
+    ("/console/review/payouts", "admin"),  # real names and phones for finance (first match wins)
     ("/api/v1/cases", "validator"),
     ("/console", "validator"),
     ("/api/v1/weeks", "publisher"),
@@ -229,7 +241,7 @@ def probe(http: TestClient, c: Container, e: Endpoint) -> list[str]:
             if other != role:
                 expect(f"with the {other} role", call(http, e, bearer(token)), {403})
         expect("with a citizen's session", call(http, e, cookies=citizen_cookie(c, "oOwner")), {401})
-        let_in("the right role", call(http, e, bearer(TOKEN_OF_ROLE[role])), {401, 403})
+        let_in("the right role", call(http, e, bearer(TOKEN_OF_ROLE.get(role, ADMIN_TOKEN))), {401, 403})
         let_in("admin", call(http, e, bearer(ADMIN_TOKEN)), {401, 403})
     elif kind == "own":
         expect("without credentials", call(http, e), {401})

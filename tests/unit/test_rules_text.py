@@ -24,7 +24,7 @@ from rewards.errors import ConfigError
 from rewards.prizes import PrizeTier
 from rewards.program import RULE_SETTINGS, Program
 from rewards.scoring.model import AwardDecision, CaseFacts, CitizenFacts, NoAward
-from rewards.scoring.rules import award_on_filing
+from rewards.scoring.rules import award_on_filing, award_on_rating
 from rewards.scoring.service import rule_settings
 from rewards.web.wechat import welcome_text
 
@@ -53,9 +53,11 @@ def behaviour(settings: Settings) -> tuple[object, ...]:
     rules = rule_settings(settings)
     case = CaseFacts(1, "LZ1", "street_lamp", REPORTER, NEAR_MIDNIGHT)
     awards = tuple(award_on_filing(case, rules, today) for today in range(3))
+    rating_awards = tuple(award_on_rating(1, "LZ1", 7, rules, today) for today in range(5))
     table = settings.prize_table
     return (
         awards,
+        rating_awards,
         table.places,
         tuple(table.prize_for(rank) for rank in range(1, 101)),
         str(week_of(NEAR_MIDNIGHT, settings.tz)),
@@ -77,7 +79,11 @@ CHANGES: dict[str, Callable[[], dict[str, object]]] = {
         ]
     },
     "timezone": lambda: {"timezone": "Europe/London"},
+    "rating_award_points": lambda: {"rating_award_points": 2},
+    "rating_award_daily_cap": lambda: {"rating_award_daily_cap": 1},
 }
+# a setting that only matters when another is on is walked from that base (the cap needs the rating award on)
+BASES: dict[str, dict[str, object]] = {"rating_award_daily_cap": {"rating_award_points": 1}}
 
 
 def test_every_rule_setting_is_walked() -> None:
@@ -87,7 +93,8 @@ def test_every_rule_setting_is_walked() -> None:
 
 @pytest.mark.parametrize("name", RULE_SETTINGS)
 def test_a_rule_setting_changes_behaviour_and_text_together(name: str) -> None:
-    before, after = load_settings(), load_settings(**CHANGES[name]())
+    base = BASES.get(name, {})
+    before, after = load_settings(**base), load_settings(**(base | CHANGES[name]()))
     assert behaviour(before) != behaviour(after), f"{name}: the engine ignores the setting"
     told_before, told_after = texts(before), texts(after)
     for where in ("rules page", "article"):
