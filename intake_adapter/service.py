@@ -32,7 +32,7 @@ from rewards.bootstrap import Container
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ChangeStatus
 from rewards.clock import Clock
-from rewards.db import Database, UnitOfWork, savepoint
+from rewards.db import Database, UnitOfWork, note_on_commit, savepoint
 from rewards.errors import Conflict, DomainError, Invalid, Unavailable
 from rewards.flows import CaseFlows
 
@@ -427,6 +427,8 @@ class _Batch:
         ]
         if changed:
             self.uow.session.execute(update(InboxEvent), changed)
+            for row in changed:  # the bulk UPDATE shows no ORM object to the metrics listener: note the results
+                note_on_commit(self.uow.session, "intake", str(row["status"]))
         cases.forget_preloaded(self.uow.session)
 
 

@@ -143,6 +143,15 @@ def insert_or_ignore(session: Session, model: Any, values: dict[str, Any], confl
 # -- rows written later, together --------------------------------------------------------------------------------
 
 _PENDING = "rewards.pending_rows"  # session.info key: [(model, values), ...] not yet sent
+COMMITTED_NOTES = "rewards.committed_notes"  # session.info key: [(kind, value), ...] counted once committed
+
+
+def note_on_commit(session: Session, kind: str, value: str) -> None:
+    """Record a fact written with bulk statements (no ORM object shows it) that counts once this transaction
+    commits and is forgotten if it rolls back: the metrics' session listener reads these notes."""
+    session.info.setdefault(COMMITTED_NOTES, []).append((kind, value))
+
+
 MAX_CTE_ROWS = 8  # a few rows ride along as CTEs of the final INSERT; more go as an executemany (cheaper to compile)
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.orm.attributes import get_history
 from intake_adapter.models import APPLIED, FAILED, PENDING, InboxEvent
 from rewards.cases.commands import VERDICTS
 from rewards.cases.models import Case
-from rewards.db import Database
+from rewards.db import COMMITTED_NOTES, Database
 from rewards.health import STATE_CODES, CircuitBreaker
 from rewards.leaderboard.projector import Projector
 from rewards.observability.probe import Probe
@@ -226,7 +226,7 @@ class StoredState:
         yield unapplied
 
 
-_NOTES = "rewards.observability.committed"  # Session.info key: what this transaction will have done once committed
+_NOTES = COMMITTED_NOTES  # Session.info key: what this transaction will have done once committed
 
 
 class CommittedCounts:
