@@ -18,6 +18,7 @@ bare one-ZREVRANK endpoint, verdicts vs bare INSERT + ZINCRBY, intake vs bare IN
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -72,6 +73,8 @@ class Sizes:
     awards: int = 200  # award-script calls, one entry per round trip (and as many raw ZINCRBY)
     growth: tuple[int, ...] = ()  # smaller populations where the standing's latency is measured too
 
+
+PHASES = ("rebuild", "award", "close", "standing", "verdicts", "intake", "workers", "growth")
 
 SIZES = {
     "tiny": Sizes(2_000, 500, 200, 50, 200, 50, 200, None, 4, 2, awards=200, growth=(500,)),
@@ -410,9 +413,17 @@ class Bench:
             f"PostgreSQL {pg[0] if pg else '?'}, Redis {info['redis_version']}, Python {sys.version.split()[0]}",
         ]
 
-    def boards(self) -> None:
-        """Rebuild the boards from the ledger (timed) against raw ZADD of the same members; Redis bytes/citizen."""
+    def boards(self, timed: bool = True) -> None:
+        """Rebuild the boards from the ledger (timed) against raw ZADD of the same members; Redis bytes/citizen.
+
+        Untimed (`--only` without `rebuild`): the boards are built for the later phases, nothing is measured."""
         container = bootstrap(self.settings())
+        if not timed:
+            try:
+                rebuild(container.db, container.boards)
+            finally:
+                container.close()
+            return
         try:
             before = int(self.redis.info("memory")["used_memory"])
             watch = CommandWatch(self.redis)
@@ -811,16 +822,19 @@ class Bench:
         )
         self.notes.append(f"intake {ours / base:.2f}× bare INSERT + COMMIT (target ≥ 0.3×)")
 
-    def http(self) -> None:
+    def http(self, phases: frozenset[str] = frozenset(PHASES)) -> None:
         """Start the service, run the HTTP phases, read the worker's peak memory, stop it."""
         self.service = Service(self.env(), self.tmp / "uvicorn.log")
         port = self.service.port
-        self.step("standing vs bare ZREVRANK", lambda: self.standing(port))
-        self.step("verdicts", lambda: self.verdicts(port))
+        if "standing" in phases:
+            self.step("standing vs bare ZREVRANK", lambda: self.standing(port))
+        if "verdicts" in phases:
+            self.step("verdicts", lambda: self.verdicts(port))
         verdict_row = next((r for r in reversed(self.rows) if r.measure.startswith("verdicts through HTTP")), None)
         if verdict_row is not None:  # the 1-worker figure, for the 2-worker row
             self.one_worker["verdicts"] = {"rate": float(verdict_row.figure.split("/s")[0].replace(",", ""))}
-        self.step("intake", lambda: self.intake(port))
+        if "intake" in phases:
+            self.step("intake", lambda: self.intake(port))
         peak = self.service.peak_rss_mib()
         self.service.stop()
         self.rows.append(
@@ -870,26 +884,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="small sizes: a short run of the same code")
     size.add_argument("--full", action="store_true", help="4.4M citizens, 350,000 cases (the default)")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md and README.md")
+    parser.add_argument(
+        "--only",
+        default=",".join(PHASES),
+        help=f"comma-separated phases to measure (default all: {','.join(PHASES)}); the boards are always built,"
+        " and a partial run never writes the docs",
+    )
+    parser.add_argument("--citizens", type=int, help="citizens on the boards instead of the size's own count")
     args = parser.parse_args(argv)
+    phases = frozenset(p.strip() for p in args.only.split(",") if p.strip())
+    unknown = phases - set(PHASES)
+    if unknown or not phases:
+        parser.error(
+            f"--only: unknown phase(s) {', '.join(sorted(unknown)) or '(none)'}; choose from {', '.join(PHASES)}"
+        )
     sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    if args.citizens is not None:
+        if args.citizens < max(sizes.close_citizens, 10):
+            parser.error(f"--citizens must be at least {max(sizes.close_citizens, 10)} at this size")
+        sizes = dataclasses.replace(
+            sizes, citizens=args.citizens, growth=tuple(g for g in sizes.growth if g < args.citizens)
+        )
+    partial = phases != set(PHASES) or args.citizens is not None
     pg_url = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     bench = Bench(sizes, pg_url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
     command = ".venv/bin/python bench/e2e.py " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
     start = time.perf_counter()
     try:
         bench.prepare()
-        bench.step("rebuild vs raw ZADD", bench.boards)
-        bench.step("award script vs raw ZINCRBY", bench.award_script)
-        bench.step("weekly close", bench.close)
-        bench.http()
-        bench.step("2 uvicorn workers", bench.two_workers)
-        bench.step("standing at smaller populations", bench.growth)
+        if "rebuild" in phases:
+            bench.step("rebuild vs raw ZADD", bench.boards)
+        else:
+            bench.step("rebuild (untimed)", lambda: bench.boards(timed=False))
+        if "award" in phases:
+            bench.step("award script vs raw ZINCRBY", bench.award_script)
+        if "close" in phases:
+            bench.step("weekly close", bench.close)
+        if phases & {"standing", "verdicts", "intake"}:
+            bench.http(phases)
+        if "workers" in phases and {"standing", "verdicts"} <= phases:
+            bench.step("2 uvicorn workers", bench.two_workers)
+        if "growth" in phases:
+            bench.step("standing at smaller populations", bench.growth)
         bench.growth_table()
     finally:
         bench.step("clean-up", bench.cleanup)
     block = report(bench, command.strip(), time.perf_counter() - start)
     print(block)
-    if not (args.tiny or args.quick or args.no_docs):
+    if not (args.tiny or args.quick or args.no_docs or partial):
         replace_block(ROOT / "docs" / "benchmarks.md", block, "# Benchmarks")
         replace_block(ROOT / "README.md", block, "# rewards")
     return 0
