@@ -61,7 +61,12 @@ class CircuitBreaker:
             return False
 
     def success(self) -> None:
-        """A call went through: close the breaker."""
+        """A call went through: close the breaker.
+
+        Already closed with no failure counted (nearly every call): nothing to change, so the lock is not taken; a
+        failure racing this call is counted either way, as if it came just after."""
+        if self._state == CLOSED and not self._failures and not self._probing:
+            return
         with self._lock:
             self._state, self._failures, self._probing = CLOSED, 0, False
 

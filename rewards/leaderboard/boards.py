@@ -24,6 +24,7 @@ from rewards.scoring.model import EntryFacts
 BATCH = 500  # scripts per pipeline round trip
 Call = Callable[[int], tuple[Script, list[str], list[str | int]]]  # generation -> (script, keys, arguments)
 RETRIES = 5  # generation swaps tolerated in one call (a rebuild swaps once)
+UNPROFILED = 2  # scripts.APPLY: applied, and the summary holds no profile of the citizen yet (1: it does, 0: replay)
 
 
 class GenerationMoved(RuntimeError):
@@ -112,6 +113,7 @@ class Boards:
         self.scripts = scripts.register(client)
         self._gen: int | None = None
         self._keys_cache: dict[tuple[int, str], list[str]] = {}
+        self._gen_base: tuple[int, str] | None = None  # (generation, its key base) of the last apply
         # citizen id -> profile of the committed citizen row, for the ids found; wired by the projector (which reads
         # SQL) so that an after-commit ban/unban or district change also writes what a standing shows at once
         self.profiles: Callable[[Sequence[int]], dict[int, scores.Profile]] | None = None
@@ -141,7 +143,7 @@ class Boards:
         if not self.breaker.allow():
             raise BreakerOpen(f"{self.breaker.name} is unavailable (circuit open)")
         try:
-            results = self._run_calls(calls)
+            results = [self._run_one(calls[0])] if len(calls) == 1 else self._run_calls(calls)
         except BoardsLost:
             self.breaker.success()  # Redis answered: it is the boards that are gone, the projector rebuilds them
             raise
@@ -150,6 +152,19 @@ class Boards:
             raise
         self.breaker.success()
         return results
+
+    def _run_one(self, call: Call) -> Any:
+        """Run one script call: one EVALSHA, one round trip (the after-commit apply of one entry is this path),
+        sent again on the generation the script answers when a rebuild swapped generations in between."""
+        for _ in range(RETRIES):
+            try:
+                reply = self._evalsha(*call(self.generation()))
+            except redis.ResponseError as exc:
+                raise _translate(exc) from exc
+            if not _moved(reply):
+                return reply
+            self.generation(fresh=True)
+        raise GenerationMoved("the leaderboard generation kept changing; retry")
 
     def _run_calls(self, calls: Sequence[Call]) -> list[Any]:
         """Run script calls (each gives its script, keys and arguments for a generation), retrying those the
@@ -226,30 +241,35 @@ class Boards:
         """Apply committed ledger entries once each; raise ScoreOverflow rather than rank a total wrongly."""
         calls = [self._apply_call(e) for e in entries]  # ticks are validated before anything is written
         results = self._run(calls)
-        if self.profiles is not None:  # a citizen's first award also writes what a standing shows of them
-            unknown = sorted({e.citizen_id for e, r in zip(entries, results, strict=True) if r[0] == 1 and not r[1]})
-            if unknown:
-                self.restate_profiles(self.profiles(unknown))
+        if self.profiles is None:
+            return
+        # a citizen's first award also writes what a standing shows of them
+        if len(entries) == 1:
+            unknown = [entries[0].citizen_id] if results[0] == UNPROFILED else []
+        else:
+            unknown = sorted({e.citizen_id for e, r in zip(entries, results, strict=True) if r == UNPROFILED})
+        if unknown:
+            self.restate_profiles(self.profiles(unknown))
 
     def _apply_call(self, e: EntryFacts) -> Call:
+        # one call per ledger entry: what does not depend on the generation is built once, here
         tick = scores.tick_of(e.created_at)
-        keys.weekly(e.week)  # refuse a malformed week before it reaches a key name
-        m = keys.member(e.citizen_id)
-        tail: list[str | int] = [
-            m,
-            e.entry_id,
-            e.points,
-            tick,
-            e.week,
-            e.district or "",
-            "1" if e.eligible else "0",
-            scores.MAX_POINTS,
-        ]
+        keys.weekly(e.week)  # refuse a malformed week before it reaches a key name (or the packed entry)
+        summary = "c:" + keys.member(e.citizen_id)  # keys.summary_key after the generation's base
+        entry = f" {e.entry_id} {e.points} {tick} {'1' if e.eligible else '0'} {e.week} {e.district or ''}"
+        script = self.scripts.apply
 
         def call(gen: int) -> tuple[Script, list[str], list[str | int]]:
-            return self.scripts.apply, self._summary_keys(gen, e.citizen_id), [gen, keys.base(self.prefix, gen), *tail]
+            return script, [self._base(gen) + summary], [str(gen) + entry]
 
         return call
+
+    def _base(self, gen: int) -> str:
+        """keys.base of a generation (kept for the last one asked: every apply needs it)."""
+        cached = self._gen_base
+        if cached is None or cached[0] != gen:
+            cached = self._gen_base = (gen, keys.base(self.prefix, gen))
+        return cached[1]
 
     def set_eligible(self, citizen_id: int, eligible: bool) -> None:
         """Move a citizen onto or off the eligible-only boards (after a ban/unban or verification change)."""

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import redis
 from redis.commands.core import Script
 
+from rewards.leaderboard.keys import MEMBER_DIGITS
+from rewards.leaderboard.scores import MAX_POINTS
+
 # Shared helpers; `s` (summary key), `base` (generation key base) and `m` (member) are set by each script.
 _PRELUDE = """
 local function num(f) return tonumber(redis.call('HGET', s, f)) end
@@ -48,67 +51,88 @@ local function place(scope, d, el, p, r)
 end
 """
 
-# KEYS[1] generation pointer  KEYS[2] citizen summary (hash)  KEYS[3] board registry of the generation (hash)
-# ARGV[1] generation the keys are for  ARGV[2] key base "{P:lb}:g:"  ARGV[3] member  ARGV[4] entry id
-# ARGV[5] signed points  ARGV[6] tick of created_at  ARGV[7] ISO week  ARGV[8] district ("" none)
-# ARGV[9] eligible "1"/"0"  ARGV[10] largest exact total
-# Returns {1, 1 or 0: whether the summary holds the citizen's profile} applied, {0} already applied (replay),
-# {-1, gen} generation moved; an error before any write when a
-# total would exceed the exact range. The summary's district/eligibility follow the latest applied entry. The
-# generation's high-water mark (base .. 'hw') becomes max(mark, entry id), atomically with the apply.
+# KEYS[1] citizen summary (hash), base .. 'c:' .. member: the key base "{P:lb}:g:", the member, the generation
+# pointer "{P:lb}:gen", the board registry base .. 'reg' and the boards base .. name are all spelled from it
+# ARGV[1] "gen id points tick eligible week district": the generation the key is for, then the entry (eligible
+# "1"/"0"; the district last, "" none: it may hold spaces)
+# Returns 1 applied (the summary holds the citizen's profile), 2 applied (no profile in the summary yet), 0 already
+# applied (replay), {-1, gen} generation moved; an error before any write when a total would exceed the exact range
+# (MAX_POINTS). The summary's district/eligibility follow the latest applied entry. The generation's high-water mark
+# (base .. 'hw') becomes max(mark, entry id), atomically with the apply.
+# Cost: this runs once per ledger entry, one round trip each, so it is kept to what it must do. Every argument costs
+# (the client encodes it, the server parses it into the ARGV table), hence one key and one string. The
+# common case (profile unchanged) makes one redis.call per thing it must touch: GET generation, HMGET summary,
+# HSET summary, HMGET registry, one ZADD/ZREM per board, HSET registry only for boards whose tick moved, and
+# SET ... GET of the high-water mark (a second SET only when the mark was already higher). Numbers go out through
+# string.format('%d') (integer formatting, exact below 2^53) or as the strings read. A district/eligibility move
+# takes the general path of _PRELUDE.
 APPLY = (
-    """
-local gen = redis.call('GET', KEYS[1]) or '0'
-if gen ~= ARGV[1] then return {-1, gen} end
-local s, reg, base, m = KEYS[2], KEYS[3], ARGV[2], ARGV[3]
-"""
-    + _PRELUDE
-    + """
-local delta, tick, week, d, el = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
-local cur = redis.call('HMGET', s, ARGV[4], 'el', 'd', 'p:at', 'r:at', 'p:' .. week, 'r:' .. week, 'b')
-if cur[1] then return {0} end
-local old_el, old_d, profiled = cur[2], cur[3] or '', cur[8] and 1 or 0
+    (
+        """
+local s = KEYS[1]
+local gen, id, delta, tick, el, week, d = string.match(ARGV[1], '^(%d+) (%d+) (%-?%d+) (%d+) ([01]) (%S+) (.*)$')
+if not gen then return redis.error_reply('ERR malformed entry: ' .. ARGV[1]) end
+local base, m = string.sub(s, 1, -(MEMBER_DIGITS + 3)), string.sub(s, -MEMBER_DIGITS)
+local now = redis.call('GET', string.sub(base, 1, #base - #gen - 1) .. 'gen') or '0'
+if now ~= gen then return {-1, now} end
+local pwf, rwf = 'p:' .. week, 'r:' .. week
+local cur = redis.call('HMGET', s, id, 'el', 'd', 'p:at', 'r:at', pwf, rwf, 'b')
+if cur[1] then return 0 end
+local reg, ts = base .. 'reg', tick
+delta, tick = tonumber(delta), tonumber(tick)
 local pa, pw = (tonumber(cur[4]) or 0) + delta, (tonumber(cur[6]) or 0) + delta
-local ra, rw = math.max(tonumber(cur[5]) or tick, tick), math.max(tonumber(cur[7]) or tick, tick)
-for scope, p in pairs({at = pa, [week] = pw}) do
-  if p > tonumber(ARGV[10]) then
-    return redis.error_reply('ERR score overflow: citizen ' .. m .. ' would reach ' .. string.format('%d', p)
-      .. ' points in scope ' .. scope .. ', above the largest exactly rankable total ' .. ARGV[10])
-  end
+if pa > MAX_POINTS or pw > MAX_POINTS then
+  local scope, p = 'at', pa
+  if pa <= MAX_POINTS then scope, p = week, pw end
+  return redis.error_reply('ERR score overflow: citizen ' .. m .. ' would reach ' .. string.format('%d', p)
+    .. ' points in scope ' .. scope .. ', above the largest exactly rankable total ' .. MAX_POINTS)
 end
-local moved = old_el and (old_el ~= el or old_d ~= d)
-if moved then
-  for _, scope in ipairs(scopes()) do unplace(scope, old_d, old_el) end
-end
-local function int(x) return string.format('%d', x) end
-redis.call('HSET', s, 'd', d, 'el', el, ARGV[4], '1', 'p:at', int(pa), 'r:at', int(ra),
-  'p:' .. week, int(pw), 'r:' .. week, int(rw))
-if moved then
-  for _, scope in ipairs(scopes()) do place(scope, d, el) end
-else  -- the common case: each board once, the registry read in one HMGET and written in at most one HSET
-  local names, ps, rs = {}, {}, {}
-  for _, item in ipairs({{'at', pa, ra}, {week, pw, rw}}) do
-    for _, name in ipairs(boards(item[1], d, el)) do
-      names[#names + 1], ps[#ps + 1], rs[#rs + 1] = name, item[2], item[3]
-    end
-  end
-  local seen = redis.call('HMGET', reg, unpack(names))
-  local newer = {}
-  for i, name in ipairs(names) do
-    if ps[i] > 0 then
-      redis.call('ZADD', base .. name, score(ps[i], rs[i]), m)
-    else
-      redis.call('ZREM', base .. name, m)
-    end
-    local u = tonumber(seen[i])
-    if not u or rs[i] > u then newer[#newer + 1] = name; newer[#newer + 1] = int(rs[i]) end
-  end
-  if #newer > 0 then redis.call('HSET', reg, unpack(newer)) end
-end
-local hw = tonumber(redis.call('GET', base .. 'hw') or '0')
-if tonumber(ARGV[4]) > hw then redis.call('SET', base .. 'hw', ARGV[4]) end
-return {1, profiled}
+-- reached ticks as numbers (ra, rw) and as the decimal strings stored (sa, sw): the one in the summary or ts
+local ra, rw, sa, sw = tick, tick, ts, ts
+if cur[5] and tonumber(cur[5]) >= tick then ra, sa = tonumber(cur[5]), cur[5] end
+if cur[7] and tonumber(cur[7]) >= tick then rw, sw = tonumber(cur[7]), cur[7] end
+local fmt = string.format
+redis.call('HSET', s, 'd', d, 'el', el, id, '1', 'p:at', fmt('%d', pa), 'r:at', sa, pwf, fmt('%d', pw), rwf, sw)
+local old_el, old_d = cur[2], cur[3] or ''
+if old_el and (old_el ~= el or old_d ~= d) then  -- moved: every scope of the summary to the boards of the new profile
 """
+        + _PRELUDE
+        + """
+  local all = scopes()
+  for _, scope in ipairs(all) do unplace(scope, old_d, old_el) end
+  for _, scope in ipairs(all) do place(scope, d, el) end
+else  -- the common case: each board once, the registry read in one HMGET and written in at most one HSET
+  local names = {'at', 'w:' .. week}
+  if el == '1' then names[3] = 'we:' .. week end
+  if d ~= '' then names[#names + 1] = 'dw:' .. week .. ':' .. d end
+  local seen = redis.call('HMGET', reg, unpack(names))
+  local score, r, sr = nil, ra, sa
+  if pa > 0 then score = fmt('%d', -(pa * 4294967296 + (4294967295 - ra))) end
+  local newer
+  for i = 1, #names do
+    if i == 2 then  -- the weekly boards share one score
+      r, sr, score = rw, sw, nil
+      if pw > 0 then score = fmt('%d', -(pw * 4294967296 + (4294967295 - rw))) end
+    end
+    if score then redis.call('ZADD', base .. names[i], score, m) else redis.call('ZREM', base .. names[i], m) end
+    local u = seen[i]
+    if u ~= sr and (not u or r > tonumber(u)) then  -- the registry keeps each board's newest tick
+      newer = newer or {}
+      newer[#newer + 1] = names[i]; newer[#newer + 1] = sr
+    end
+  end
+  if newer then redis.call('HSET', reg, unpack(newer)) end
+end
+-- the high-water mark: SET ... GET answers the mark replaced, put back in the rare case it was higher (decimal
+-- integers without leading zeros compare by length, then digit by digit)
+local mark = redis.call('SET', base .. 'hw', id, 'GET')
+if mark and (#mark > #id or (#mark == #id and mark > id)) then redis.call('SET', base .. 'hw', mark) end
+if cur[8] then return 1 end
+return 2
+"""
+    )
+    .replace("MAX_POINTS", str(MAX_POINTS))
+    .replace("MEMBER_DIGITS", str(MEMBER_DIGITS))
 )
 
 # KEYS[1] generation pointer  KEYS[2] citizen summary  KEYS[3] board registry  KEYS[4] openid -> member hash

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rewards.leaderboard import keys, scores
-from rewards.leaderboard.ranking import Standing, rank, rank_key, totals_from_entries
+from rewards.leaderboard.ranking import REACH_RESOLUTION, Standing, rank, rank_key, reach_second, totals_from_entries
 
 LAST = scores.instant_of(scores.MAX_TICK).replace(tzinfo=None, microsecond=999_999)
 INSTANTS = st.datetimes(min_value=datetime(2020, 1, 1), max_value=LAST, timezones=st.just(UTC))
@@ -117,3 +117,18 @@ def test_placements_follow_the_ranking_definition(lines: list[scores.Line], elig
         else:
             assert not any(n in placed for n in names)
     assert scores.summary_from_fields(scores.summary_fields(summary)) == summary
+
+
+@given(
+    st.datetimes(min_value=datetime(2019, 12, 30), max_value=datetime(2156, 2, 8)),
+    st.sampled_from([None, UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-11, minutes=-30))]),
+)
+def test_tick_of_is_whole_utc_seconds_since_the_epoch(naive: datetime, zone: tzinfo | None) -> None:
+    """The award path's cheap tick equals the reference: the instant truncated to its UTC second, minus EPOCH."""
+    instant = naive if zone is None else naive.replace(tzinfo=zone)
+    reference = (reach_second(instant) - scores.EPOCH) // REACH_RESOLUTION
+    if 0 <= reference <= scores.MAX_TICK:
+        assert scores.tick_of(instant) == reference
+    else:
+        with pytest.raises(scores.ScoreOverflow):
+            scores.tick_of(instant)
