@@ -1,18 +1,25 @@
-"""Helpers of bench/e2e.py (stdlib only): the load generator (run as a second process), the service, the report.
+"""Helpers of bench/e2e.py (stdlib only): the load generators (run as a second process), the service, the report.
 
-    python bench/_common.py < spec.json > result.json      # what bench/e2e.py runs for each load phase
+    python bench/_common.py < spec.json > result.json      # the Python load generator, one load phase
 
-A raw asyncio HTTP/1.1 keep-alive client (one request in flight per connection, `concurrency` connections),
-much lighter per request than httpx, so on a 2-core box the service, not the client, is what is measured.
-Bounded in count (the requests given) and in time (`max_seconds`: no new request is sent after it; null: no time
-bound, every request is sent, so the counts do not depend on the machine's speed).
+Time-bound GET phases (standing, the bare endpoint) run under wrk (`apt-get install wrk`: C, one epoll thread,
+a Lua script cycling through the paths; ~40 µs of CPU a request against ~120 µs for the Python client below,
+and no asyncio wake-up inside the measured latency). Without wrk they fall back to the Python client, with a
+warning on stderr. Locust was not adopted: it is Python too (gevent), so on 2 CPUs its own CPU would be taken
+from the service it measures, which is what replacing the Python client is for.
+
+The Python client: a raw asyncio HTTP/1.1 keep-alive client (one request in flight per connection,
+`concurrency` connections), much lighter per request than httpx. It runs the POST phases (verdicts, signed intake
+batches) and every phase of `--tiny`: bounded in count (the requests given) and in time (`max_seconds`: no new
+request is sent after it; null: no time bound, every request is sent, so the counts do not depend on the machine's
+speed). wrk is bounded in time only: it cycles through the paths for `max_seconds`.
 
 Spec (JSON): host, port, concurrency, max_seconds, warmup (requests sent first and not counted), and one of
-  {"kind": "get", "paths": [...], "headers": {...}}
+  {"kind": "get", "paths": [...], "headers": {...}, "count": N}   count: the Python client sends the first N only
   {"kind": "post", "requests": [[path, body], ...], "headers": {...}}
   {"kind": "intake", "path": ..., "secret": ..., "batches": [[event, ...], ...]}  signed per docs/intake.md
 Result (JSON): sent, done, seconds, rate, p50_ms, p99_ms, statuses {code: count}, errors (a few bodies),
-and for intake the sums of the response bodies' "applied" and "failed" counts.
+generator ("wrk" or "python"), and for intake the sums of the response bodies' "applied" and "failed" counts.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -32,6 +40,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
@@ -72,7 +81,8 @@ def requests_of(spec: dict[str, Any]) -> list[Request]:
     host, kind = f"{spec['host']}:{spec['port']}", spec["kind"]
     headers = dict(spec.get("headers", {}))
     if kind == "get":
-        return [Request(lambda p=p: http_request("GET", host, p, headers)) for p in spec["paths"]]
+        paths = spec["paths"][: spec["count"]] if spec.get("count") is not None else spec["paths"]
+        return [Request(lambda p=p: http_request("GET", host, p, headers)) for p in paths]
     if kind == "post":
         post = {**headers, "Content-Type": "application/json"}
         return [Request(lambda p=p, b=b: http_request("POST", host, p, post, b.encode())) for p, b in spec["requests"]]
@@ -167,6 +177,109 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         "errors": run.errors,
         "applied": run.applied,
         "failed": run.failed,
+        "generator": "python",
+    }
+
+
+# -- wrk (the time-bound GET phases) ---------------------------------------------------------------------------
+
+# args: the file of paths, then "Name: value" headers. Counts every answer's status in the thread (wrk calls
+# response() for each; the status codes other than 200 in a string), and prints one JSON line; latency percentiles
+# from wrk's own histogram (µs).
+WRK_SCRIPT = r"""
+local paths, i, headers, threads = {}, 0, {}, {}
+ok, other, bad = 0, "", ""  -- per thread; read back by done() with thread:get (numbers and strings cross over)
+function setup(thread) threads[#threads + 1] = thread end
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  for k = 2, #args do
+    local name, value = string.match(args[k], "^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], headers)
+end
+function response(status, _, body)
+  if status == 200 then ok = ok + 1; return end
+  other = other .. " " .. status
+  if #bad < 1500 then bad = bad .. "\030" .. status .. " " .. string.sub(body or "", 1, 300) end
+end
+local function quoted(text) return '"' .. string.gsub(text, '[%c"\\]', " ") .. '"' end
+function done(summary, latency, _)
+  local n, codes, errs = 0, {}, {}
+  for _, t in ipairs(threads) do
+    n = n + t:get("ok")
+    codes[#codes + 1] = t:get("other")
+    for e in string.gmatch(t:get("bad"), "\030([^\030]*)") do errs[#errs + 1] = quoted(e) end
+  end
+  local e = summary.errors
+  io.write(string.format('WRK-JSON {"requests": %d, "us": %d, "p50_us": %d, "p99_us": %d, "ok": %d, "other": %s,'
+    .. ' "errors": [%s], "socket_errors": %d}\n', summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), n, quoted(table.concat(codes, " ")), table.concat(errs, ", "),
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+_WARNED: set[str] = set()
+
+
+def wrk_binary() -> str | None:
+    """The wrk executable, or None (once, a warning that the Python client measures the GET phases instead)."""
+    found = shutil.which("wrk")
+    if found is None and "wrk" not in _WARNED:
+        _WARNED.add("wrk")
+        print(
+            "[e2e] wrk not found (Debian/Ubuntu: apt-get install wrk): the GET phases use the Python load"
+            " generator, whose own CPU shares the machine with the service",
+            file=sys.stderr,
+        )
+    return found
+
+
+def wrk_load(wrk: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run a time-bound GET phase under wrk (a warm-up of 1-2 s first, not counted); return the figures."""
+    seconds = max(1, round(float(spec["max_seconds"])))
+    with TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        paths, script = Path(tmp) / "paths.txt", Path(tmp) / "paths.lua"
+        paths.write_text("\n".join(spec["paths"]) + "\n", encoding="utf-8")
+        script.write_text(WRK_SCRIPT, encoding="utf-8")
+        headers = [f"{k}: {v}" for k, v in spec.get("headers", {}).items()]
+        url = f"http://{spec['host']}:{spec['port']}"
+
+        def run(duration: int) -> dict[str, Any]:
+            command = [wrk, "-t1", f"-c{int(spec['concurrency'])}", f"-d{duration}s", "--timeout", "30s",
+                       "-s", str(script), url, "--", str(paths), *headers]  # fmt: skip
+            done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=False)
+            line = next((x for x in done.stdout.splitlines() if x.startswith("WRK-JSON ")), None)
+            if done.returncode != 0 or line is None:
+                raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+            parsed: dict[str, Any] = json.loads(line.removeprefix("WRK-JSON "))
+            return parsed
+
+        if int(spec.get("warmup", 0)):
+            run(2 if int(spec["concurrency"]) > 1 else 1)
+        out = run(seconds)
+    statuses = {"200": out["ok"]} if out["ok"] else {}
+    for code in out["other"].split():
+        statuses[code] = statuses.get(code, 0) + 1
+    done_n = sum(statuses.values())
+    if out["socket_errors"]:
+        statuses["socket errors"] = out["socket_errors"]
+    took = out["us"] / 1e6
+    return {
+        "offered": out["requests"],
+        "sent": out["requests"],
+        "done": done_n,
+        "seconds": took,
+        "rate": done_n / took if took > 0 else 0.0,
+        "p50_ms": out["p50_us"] / 1000,
+        "p99_ms": out["p99_us"] / 1000,
+        "statuses": dict(sorted(statuses.items())),
+        "errors": out["errors"][:5],
+        "applied": 0,
+        "failed": 0,
+        "generator": "wrk",
     }
 
 
@@ -181,32 +294,32 @@ def free_port() -> int:
 
 
 class Service:
-    """`uvicorn e2e_app:app_factory --factory --workers N` (1 unless told) as a subprocess, configured by REWARDS_*
-    variables."""
+    """`python bench/e2e_app.py PORT N`: uvicorn as `rewards serve` runs it, N workers (1 unless told), as a
+    subprocess configured by REWARDS_* variables."""
 
     def __init__(self, env: dict[str, str], log: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.log = log
-        self.command = [
-            sys.executable, "-m", "uvicorn", "e2e_app:app_factory", "--factory", "--app-dir", str(BENCH),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers), "--no-access-log",
-            "--log-level", "warning",
-        ]  # fmt: skip
+        # uvicorn with the options of `rewards serve` (bench/e2e_app.py's serve()): the production protocol and limits
+        self.command = [sys.executable, str(BENCH / "e2e_app.py"), str(self.port), str(workers)]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(self.command, env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=out)
         deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
+        seen: set[str] = set()  # worker pids that answered: every worker is up before any load is measured
+        while len(seen) < workers:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"uvicorn exited with {self.proc.returncode}:\n{log.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as reply:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/bench/pid", timeout=2) as reply:
                     if reply.status == 200:
-                        return
+                        seen.add(reply.read().decode())
+                        continue
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"uvicorn did not answer /healthz within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}"
+                    f"{len(seen)} of {workers} uvicorn workers answered within {STARTUP_SECONDS} s:\n"
+                    f"{log.read_text()[-3000:]}"
                 )
             time.sleep(0.2)
 
@@ -229,9 +342,14 @@ class Service:
 
 
 def load(port: int, spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one load phase in a second process (bench/_common.py) and return its figures."""
+    """Run one load phase in a second process and return its figures: wrk for a time-bound GET phase when it is
+    installed, else the Python client (bench/_common.py)."""
     spec = {"host": "127.0.0.1", "port": port, **spec}
     bound = spec.get("max_seconds")
+    if spec["kind"] == "get" and bound is not None:
+        wrk = wrk_binary()
+        if wrk is not None:
+            return wrk_load(wrk, spec)
     done = subprocess.run(
         [sys.executable, str(BENCH / "_common.py")],
         input=json.dumps(spec, ensure_ascii=False),
