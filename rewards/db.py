@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Insert, MetaData, Result, create_engine, event, insert
+from sqlalchemy import DateTime, Engine, Executable, MetaData, Result, bindparam, create_engine, event, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 
 from rewards.clock import to_utc
@@ -140,10 +142,23 @@ def insert_or_ignore(session: Session, model: Any, values: dict[str, Any], confl
     return session.execute(stmt).scalar_one_or_none()
 
 
+def insert_or_ignore_object(
+    session: Session, model: Any, values: dict[str, Any], conflict: Sequence[str]
+) -> Any | None:
+    """`insert_or_ignore` returning the new row as an ORM object (in the session, as if loaded), or None when the
+    row existed: one statement where an INSERT and a SELECT were two."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(model).values(values).on_conflict_do_nothing(index_elements=list(conflict)).returning(model)
+    return session.scalars(stmt).one_or_none()
+
+
 # -- rows written later, together --------------------------------------------------------------------------------
 
 _PENDING = "rewards.pending_rows"  # session.info key: [(model, values), ...] not yet sent
 COMMITTED_NOTES = "rewards.committed_notes"  # session.info key: [(kind, value), ...] counted once committed
+# session.info key: True while a batch (intake) sends its queued rows only before COMMIT, not with each `final`
+# (riding along as CTEs, every statement differs and is compiled anew: no cache key)
+DEFER_ROWS = "rewards.defer_rows"
 
 
 def note_on_commit(session: Session, kind: str, value: str) -> None:
@@ -152,7 +167,7 @@ def note_on_commit(session: Session, kind: str, value: str) -> None:
     session.info.setdefault(COMMITTED_NOTES, []).append((kind, value))
 
 
-MAX_CTE_ROWS = 8  # a few rows ride along as CTEs of the final INSERT; more go as an executemany (cheaper to compile)
+MAX_CTE_ROWS = 8  # a few rows ride along as CTEs of the final statement; more go as an executemany
 
 
 def add_row(session: Session, model: Any, values: dict[str, Any]) -> None:
@@ -163,33 +178,116 @@ def add_row(session: Session, model: Any, values: dict[str, Any]) -> None:
     session.info.setdefault(_PENDING, []).append((model, values))
 
 
-def flush_rows(session: Session, final: Insert | None = None) -> Result[Any] | None:
-    """Send the queued rows, then `final` (an INSERT, e.g. the ledger's), in as few round trips as possible.
+@dataclass(frozen=True)
+class _Update:
+    """A queued UPDATE of one loaded ORM object's columns (see `add_update`)."""
 
-    PostgreSQL, a few rows: one statement, each table's rows a data-modifying CTE of `final` (or of the last
-    table's INSERT). SQLite (no DML in CTEs) with a `final`: `final` alone, the rows staying queued. Otherwise one
+    obj: Base
+
+
+def add_update(session: Session, obj: Base, values: dict[str, Any]) -> None:
+    """Queue an UPDATE of a loaded ORM object's columns, sent with the next `flush_rows` (a CTE of its statement,
+    not a unit-of-work flush of its own); once sent, the object shows the values as loaded (not dirty).
+
+    Until then the object shows its old values, and nothing may change these attributes through the ORM (its own
+    UPDATE would be overwritten): a batch that changes an object again later sets attributes instead.
+    """
+    session.info.setdefault(_PENDING, []).append((_Update(obj), values))
+
+
+def flush_rows(
+    session: Session, final: Executable | None = None, params: dict[str, Any] | None = None
+) -> Result[Any] | None:
+    """Send the queued rows and updates, then `final` (an INSERT, e.g. the ledger's, with its `params`), in as few
+    round trips as possible.
+
+    PostgreSQL, a few rows: one statement, each row a data-modifying CTE of `final` (or of the last row's statement),
+    built once per shape and cached with its compiled form (a reused `final` with bound `params` is part of the
+    shape). SQLite (no DML in CTEs) with a `final`: `final` alone, the rows staying queued. Otherwise one
     executemany per table (SQLAlchemy sends it as multi-row INSERTs), then `final`. Returns `final`'s result.
     """
-    if final is not None and session.get_bind().dialect.name != "postgresql":
-        return session.execute(final)  # nothing to ride along with: the queued rows wait for the next flush
+    if final is not None and (session.get_bind().dialect.name != "postgresql" or session.info.get(DEFER_ROWS)):
+        return session.execute(final, params)  # nothing to ride along with: the queued rows wait for the next flush
     pending: list[tuple[Any, dict[str, Any]]] = session.info.pop(_PENDING, [])
+    if not pending:
+        return session.execute(final, params) if final is not None else None
     groups: dict[Any, list[dict[str, Any]]] = {}
-    for model, values in pending:
-        groups.setdefault(model, []).append(values)
-    chunks = list(groups.items())
+    for target, values in pending:
+        groups.setdefault(target, []).append(values)
     postgres = session.get_bind().dialect.name == "postgresql"
-    if not postgres or len(pending) > MAX_CTE_ROWS or (final is None and len(chunks) < 2):
+    if not postgres or len(pending) > MAX_CTE_ROWS or (final is None and len(groups) < 2):
         # many rows (a batch's history): an executemany, compiled once and cached, sent as multi-row INSERTs
-        for model, rows in groups.items():
-            session.execute(insert(model), rows)
-        return session.execute(final) if final is not None else None
-    if final is None:  # a few rows of several tables (a refusal's history and audit line): one statement
-        model, rows = chunks.pop()
-        final = insert(model).values(rows)
-    stmt = final
-    for n, (model, rows) in enumerate(chunks):
-        stmt = stmt.add_cte(insert(model).values(rows).cte(f"rows_{n}"))
-    return session.execute(stmt)
+        for target, values in pending:
+            if isinstance(target, _Update):
+                session.execute(_update_statement(_table(target.obj), values, "v_"), _update_params(target, values))
+        for target, rows in groups.items():
+            if not isinstance(target, _Update):
+                session.execute(insert(target), rows)
+        result = session.execute(final, params) if final is not None else None
+    else:
+        stmt = _ride_along(final, pending, reusable=final is None or params is not None)
+        binds = dict(params or {})
+        for n, (target, values) in enumerate(pending):
+            binds |= {f"r{n}_{column}": value for column, value in values.items()}
+            if isinstance(target, _Update):
+                binds[f"r{n}_pk"] = _primary_key(target.obj)
+        result = session.execute(stmt, binds)
+    for target, values in pending:
+        if isinstance(target, _Update):
+            for column, value in values.items():
+                set_committed_value(target.obj, column, value)
+    return result
+
+
+_SHAPES: dict[tuple[Any, ...], tuple[Executable, Executable | None]] = {}  # shape -> (statement, its final)
+_MAX_SHAPES = 512  # a bound on the cache: shapes are few (a flow's rows), a new kind of batch may add some
+
+
+def _ride_along(final: Executable | None, pending: list[tuple[Any, dict[str, Any]]], *, reusable: bool) -> Executable:
+    """The one statement sending `pending` as CTEs of `final`; bind names `r{n}_{column}` (and `r{n}_pk`).
+
+    Built once per shape: a reused statement keeps its cache key, so SQLAlchemy compiles it once (a multi-row
+    VALUES has no cache key and would be compiled on every call: each row gets its own CTE instead)."""
+    shape = (id(final), tuple((_target_key(t), tuple(values)) for t, values in pending)) if reusable else None
+    cached = _SHAPES.get(shape) if shape is not None else None
+    if cached is not None:
+        return cached[0]
+    rows: list[Executable] = []
+    for n, (target, values) in enumerate(pending):
+        if isinstance(target, _Update):
+            rows.append(_update_statement(_table(target.obj), values, f"r{n}_"))
+        else:
+            table = _table(target)
+            rows.append(insert(table).values({c: bindparam(f"r{n}_{c}", type_=table.c[c].type) for c in values}))
+    stmt = final if final is not None else rows.pop()
+    for n, row in enumerate(rows):
+        stmt = stmt.add_cte(row.cte(f"rows_{n}"))  # type: ignore[attr-defined]
+    if shape is not None and len(_SHAPES) < _MAX_SHAPES:
+        _SHAPES[shape] = (stmt, final)  # holding `final` keeps its id from being reused by another statement
+    return stmt
+
+
+def _update_statement(table: Any, values: dict[str, Any], prefix: str) -> Executable:
+    pk = table.primary_key.columns[0]
+    sets = {c: bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in values}
+    return update(table).where(pk == bindparam(f"{prefix}pk", type_=pk.type)).values(sets)
+
+
+def _update_params(target: _Update, values: dict[str, Any]) -> dict[str, Any]:
+    return {"v_pk": _primary_key(target.obj)} | {f"v_{c}": v for c, v in values.items()}
+
+
+def _table(model: Any) -> Any:
+    """The Core table of an ORM model (or of an ORM object): Core statements skip the ORM's bulk-insert layer."""
+    return model.__table__
+
+
+def _target_key(target: Any) -> Any:
+    return ("update", _table(target.obj)) if isinstance(target, _Update) else ("insert", _table(target))
+
+
+def _primary_key(obj: Any) -> Any:
+    return obj.__mapper__.primary_key_from_instance(obj)[0]
 
 
 @contextmanager

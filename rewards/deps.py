@@ -5,6 +5,7 @@ Every alias reads the one Container that bootstrap() built for the application (
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
@@ -32,66 +33,84 @@ def container(request: Request) -> Container:
     return c
 
 
-def _settings(request: Request) -> Settings:
+# The dependencies below only read the container: `async def` runs them on the event loop (FastAPI sends a plain
+# `def` dependency through the thread pool, one hop per dependency per request). Blocking ones stay plain `def`.
+
+
+async def _container(request: Request) -> Container:
+    return container(request)
+
+
+def on_loop(check: Callable[[Request], Principal]) -> Callable[[Request], Awaitable[Principal]]:
+    """A credential check (in-memory, no I/O) as an `async` dependency: run on the loop, not in the thread pool."""
+
+    async def run(request: Request) -> Principal:
+        return check(request)
+
+    run.__name__ = check.__name__
+    return run
+
+
+async def _settings(request: Request) -> Settings:
     return container(request).settings
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     return container(request).clock
 
 
-def _db(request: Request) -> Database:
+async def _db(request: Request) -> Database:
     return container(request).db
 
 
-def _flows(request: Request) -> CaseFlows:
+async def _flows(request: Request) -> CaseFlows:
     return container(request).flows
 
 
-def _leaderboard(request: Request) -> LeaderboardService:
+async def _leaderboard(request: Request) -> LeaderboardService:
     return container(request).leaderboard
 
 
-def _publishing(request: Request) -> PublishService:
+async def _publishing(request: Request) -> PublishService:
     return container(request).publishing
 
 
-def _closer(request: Request) -> WeekCloser:
+async def _closer(request: Request) -> WeekCloser:
     return container(request).closer
 
 
-def _program(request: Request) -> Program:
+async def _program(request: Request) -> Program:
     return container(request).program
 
 
-def _milestones(request: Request) -> MilestoneService:
+async def _milestones(request: Request) -> MilestoneService:
     return container(request).milestones
 
 
-def _ratings(request: Request) -> RatingService:
+async def _ratings(request: Request) -> RatingService:
     return container(request).ratings
 
 
-def _stats(request: Request) -> StatsService:
+async def _stats(request: Request) -> StatsService:
     return container(request).stats
 
 
-def _limiter(request: Request) -> RateLimiter:
+async def _limiter(request: Request) -> RateLimiter:
     return container(request).http.limiter
 
 
-def _codec(request: Request) -> SessionCodec:
+async def _codec(request: Request) -> SessionCodec:
     return container(request).http.codec
 
 
-def week_param(
+async def week_param(
     week: str | None = Query(None, description="ISO week, e.g. 2026-W48 (default: this week)", max_length=16),
 ) -> IsoWeek | None:
     """An optional ?week= query parameter as an IsoWeek (422 invalid_week otherwise)."""
     return None if week is None else IsoWeek.from_text(week)
 
 
-def week_path(week: str = Path(description="ISO week, e.g. 2026-W48", max_length=16)) -> IsoWeek:
+async def week_path(week: str = Path(description="ISO week, e.g. 2026-W48", max_length=16)) -> IsoWeek:
     """A {week} path parameter as an IsoWeek (422 invalid_week otherwise)."""
     return IsoWeek.from_text(week)
 
@@ -109,9 +128,9 @@ Milestones = Annotated[MilestoneService, Depends(_milestones)]
 Ratings = Annotated[RatingService, Depends(_ratings)]
 Stats = Annotated[StatsService, Depends(_stats)]
 Codec = Annotated[SessionCodec, Depends(_codec)]
-Services = Annotated[Container, Depends(container)]
+Services = Annotated[Container, Depends(_container)]
 WeekQuery = Annotated[IsoWeek | None, Depends(week_param)]
 WeekPath = Annotated[IsoWeek, Depends(week_path)]
-Validator = Annotated[Principal, Depends(require("validator"))]
-PublisherRole = Annotated[Principal, Depends(require("publisher"))]
+Validator = Annotated[Principal, Depends(on_loop(require("validator")))]
+PublisherRole = Annotated[Principal, Depends(on_loop(require("publisher")))]
 PUBLIC = [Depends(public_rate_limit)]  # public pages and APIs: per IP (and per signed-in citizen), 429 past it

@@ -24,9 +24,9 @@ from rewards.cases.commands import (
 from rewards.cases.models import Case, Citizen
 from rewards.clock import Clock, to_utc
 from rewards.config import Category
-from rewards.db import UnitOfWork
+from rewards.db import UnitOfWork, add_update, note_on_commit
 from rewards.errors import Conflict, Invalid
-from rewards.scoring.model import NoAward
+from rewards.scoring.model import AwardDecision, NoAward
 from rewards.scoring.ports import BoardSink
 from rewards.scoring.rules import is_eligible
 from rewards.scoring.service import ScoringService
@@ -68,13 +68,15 @@ class CaseFlows:
             known = cases.find_citizen(session, r.openid)
             was_eligible = is_eligible(known.verified, known.banned) if known is not None else None
             was_district = known.district if known is not None else None
+            # a new citizen's board district is the first report's unless given: inserted with it (no UPDATE)
+            district = r.district if r.district is not None or known is not None else report.district or None
             reporter = cases.upsert_citizen(
                 session,
                 r.openid,
                 now,
                 name=r.name,
                 phone=r.phone,
-                district=r.district,
+                district=district,
                 verified=r.verified,
                 snapshot_user=r.snapshot_user,
             )
@@ -153,15 +155,22 @@ class CaseFlows:
         target = lc.FILED if verdict == "valid" else lc.REFUSED
         lc.check_transition(case.status, target)
         when = to_utc(occurred_at) if occurred_at else self.clock.now()
-        case.verdict = verdict
-        case.verdict_reason = reason
-        case.duplicate_of = duplicate_of
-        self._move(uow, case, target, when, actor, note=reason, department=department, event_id=event_id)
+        award = self.scoring.decide_filed(uow, case) if verdict == "valid" else None
+        changes: dict[str, object] = {"verdict": verdict, "verdict_reason": reason, "duplicate_of": duplicate_of}
+        if isinstance(award, NoAward):
+            changes["award_note"] = award.reason
+        # alone, the case's UPDATE rides along with its history, audit and ledger rows: one statement; a batch
+        # (intake) may change the case again in a later event, so there the ORM tracks and sends the changes
+        queued = not uow.defer_rows
+        self._move(
+            uow, case, target, when, actor, note=reason, department=department, event_id=event_id, changes=changes,
+            queued=queued,
+        )  # fmt: skip
+        if queued:
+            note_on_commit(session, "verdict", verdict)  # no ORM flush shows this verdict to the metrics' listener
         cases.queue_audit(session, self.clock.now(), actor.name, f"verdict:{verdict}", case_id, reason)
-        if verdict == "valid":
-            outcome = self.scoring.award_filed(uow, case)
-            if isinstance(outcome, NoAward):
-                case.award_note = outcome.reason
+        if isinstance(award, AwardDecision):
+            self.scoring.write_award(uow, award, case.reporter)  # locked with the case: its district is current
         uow.step_done()
         return case
 
@@ -259,13 +268,29 @@ class CaseFlows:
         note: str | None = None,
         department: str | None = None,
         event_id: str | None = None,
+        changes: dict[str, object] | None = None,
+        queued: bool = False,
     ) -> None:
+        """Move the case to `status` (with `changes` to other columns) and queue its history step.
+
+        queued=False: set through the ORM and flushed now (in a batch, by the session's next flush). queued=True:
+        the UPDATE is queued with the history row and sent by the next `flush_rows` (a CTE of one statement); the
+        case shows the new values once it is sent.
+        """
         now = self.clock.now()
-        case.status = status
-        case.status_at = max(when, case.status_at)
-        case.updated_at = now
+        values: dict[str, object] = {
+            **(changes or {}),
+            "status": status,
+            "status_at": max(when, case.status_at),
+            "updated_at": now,
+        }
         if department:
-            case.department = department
+            values["department"] = department
+        if queued:
+            add_update(uow.session, case, values)
+        else:
+            for column, value in values.items():
+                setattr(case, column, value)
         cases.queue_history(
             uow.session,
             case,
@@ -278,7 +303,10 @@ class CaseFlows:
             note=note,
             event_id=event_id,
         )
-        uow.session.flush()
+        if not queued and not uow.defer_rows:
+            # a batch (intake) leaves the UPDATE pending: a later event may change the case again, and the session's
+            # next flush (autoflush before a read, a SAVEPOINT, the batch's end) sends the batch's UPDATEs together
+            uow.session.flush()
 
     def _check_duplicate_of(self, uow: UnitOfWork, case: Case, duplicate_of: str | None) -> None:
         if not duplicate_of:

@@ -6,12 +6,21 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
 from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.duplicates import find_duplicates, first_report
-from rewards.cases.schemas import CaseIn, CaseOut, DuplicateCandidateOut, DuplicatesOut, VerdictIn, VoidIn
+from rewards.cases.schemas import (
+    CaseIn,
+    CaseOut,
+    DuplicateCandidateOut,
+    DuplicatesOut,
+    HistoryOut,
+    VerdictIn,
+    VoidIn,
+)
 from rewards.deps import ClockDep, Db, Flows, SettingsDep, Validator
 
 router = APIRouter(prefix="/api/v1/cases", tags=["command center"])
@@ -67,11 +76,28 @@ def show_case(case_id: str, db: Db, who: Validator) -> CaseOut:
 
 
 @router.post("/{case_id}/verdict", response_model=CaseOut)
-def give_verdict(case_id: str, body: VerdictIn, db: Db, flows: Flows, who: Validator) -> CaseOut:
+def give_verdict(case_id: str, body: VerdictIn, db: Db, flows: Flows, who: Validator) -> Response:
     """Valid files the case and awards its reporter; invalid and duplicate refuse it."""
     command = GiveVerdict(case_id, body.verdict, duplicate_of=body.duplicate_of, reason=body.reason)
     with db.uow() as uow:
-        return CaseOut.of(flows.verdict(uow, command, Actor(who.name, "console")))
+        case = flows.verdict(uow, command, Actor(who.name, "console"))
+        out = CaseOut.of(case, timeline_out(uow.session, case.id))
+    return json_answer(out)
+
+
+def timeline_out(session: Session, case_pk: int) -> list[HistoryOut]:
+    """The case's timeline as the answer shows it, read as plain rows (no ORM objects for a hot path's answer)."""
+    return [
+        HistoryOut(status=status, occurred_at=occurred_at, department=department, note=note, applied=applied)
+        for status, occurred_at, department, note, applied in cases.timeline(session, case_pk)
+    ]
+
+
+def json_answer(out: CaseOut) -> Response:
+    """The answer FastAPI would send for `response_model=CaseOut` (the same bytes: pydantic's JSON of the model),
+    without validating the model a second time in another thread-pool hop (a plain `def` route's answer is
+    validated in the pool; the model was just built and validated here)."""
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.post("/{case_id}/void", response_model=CaseOut)

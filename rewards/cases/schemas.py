@@ -162,8 +162,8 @@ class CaseOut(BaseModel):
     history: list[HistoryOut]
 
     @classmethod
-    def of(cls, case: Case) -> CaseOut:
-        """Build from the ORM row."""
+    def of(cls, case: Case, history: list[HistoryOut] | None = None) -> CaseOut:
+        """Build from the ORM row; `history`: its timeline when already read (else read through `case.history`)."""
         return cls(
             case_id=case.case_id,
             category=case.category,
@@ -180,7 +180,7 @@ class CaseOut(BaseModel):
             reported_at=case.reported_at,
             anonymous=case.reporter_id is None,
             award_note=case.award_note,
-            history=[HistoryOut.of(h) for h in case.history],
+            history=history if history is not None else [HistoryOut.of(h) for h in case.history],
         )
 
 

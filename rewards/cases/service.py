@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from rewards.cases.models import AuditEntry, Case, CaseHistory, Citizen, CitizenChange
-from rewards.db import add_row, insert_or_ignore
+from rewards.db import add_row, insert_or_ignore_object
 from rewards.errors import NotFound
 
 # A batch (intake) preloads the cases and citizens it touches in two statements, the cases locked; the lookups below
 # then answer from these session-scoped maps instead of one SELECT each. Outside a batch there are no maps.
 _CASES = "rewards.cases_by_case_id"  # case_id -> Case (locked by the batch), or None: known not to exist
-_CITIZENS = "rewards.citizens_by_openid"  # openid -> Citizen (only those that exist)
+_CITIZENS = "rewards.citizens_by_openid"  # openid -> Citizen, or None: known not to exist (preloaded and absent)
 
 
 def preload(session: Session, case_ids: Collection[str], openids: Collection[str]) -> None:
@@ -31,7 +31,9 @@ def preload(session: Session, case_ids: Collection[str], openids: Collection[str
     by_id |= {c.case_id: c for c in found}
     citizens = session.scalars(select(Citizen).where(Citizen.openid.in_(openids))).all() if openids else []
     session.info[_CASES] = by_id
-    session.info[_CITIZENS] = {c.openid: successor(session, c) for c in citizens}
+    # an openid absent here is remembered as absent: a new citizen's first report inserts it without a SELECT
+    by_openid: dict[str, Citizen | None] = dict.fromkeys(openids)
+    session.info[_CITIZENS] = by_openid | {c.openid: successor(session, c) for c in citizens}
 
 
 def forget_preloaded(session: Session) -> None:
@@ -47,20 +49,41 @@ def remember_case(session: Session, case: Case) -> None:
         cache[case.case_id] = case
 
 
+# a write's read: the case locked (with its reporter, joined), its timeline loaded only if read (an answer, in the
+# same session), not every time; built once, so its cache key is computed once
+_LOCKED_CASE = (
+    select(Case).where(Case.case_id == bindparam("case_id")).options(lazyload(Case.history)).with_for_update(of=Case)
+)
+
+
 def get_case(session: Session, case_id: str, *, lock: bool = False) -> Case:
     """Return the case with the city's case id, or raise NotFound (404); lock=True serialises writers."""
     cache: dict[str, Case | None] | None = session.info.get(_CASES)
     if cache is not None and case_id in cache:  # preloaded (and locked) by this batch, or created in it
         case = cache[case_id]
     else:
-        stmt = select(Case).where(Case.case_id == case_id)
         if lock:
-            # a write: the timeline is loaded only if read (the API's answer, in the same session), not every time
-            stmt = stmt.options(lazyload(Case.history)).with_for_update(of=Case)
-        case = session.scalar(stmt)
+            case = session.scalar(_LOCKED_CASE, {"case_id": case_id})
+        else:
+            case = session.scalar(select(Case).where(Case.case_id == case_id))
     if case is None:
         raise NotFound(f"unknown case {case_id!r}", code="unknown_case")
     return case
+
+
+# the timeline's columns as one Core statement built once (a cached compiled form, plain rows, no ORM objects)
+_history = CaseHistory.__table__.c
+_TIMELINE = (
+    select(_history.status, _history.occurred_at, _history.department, _history.note, _history.applied)
+    .where(_history.case_pk == bindparam("case_pk"))
+    .order_by(_history.occurred_at, _history.id)
+)
+
+
+def timeline(session: Session, case_pk: int) -> Sequence[Row[str, datetime, str | None, str | None, bool]]:
+    """The case's history as (status, occurred_at, department, note, applied) rows, in `Case.history`'s order,
+    including rows this transaction wrote (an answer built right after a flow's writes shows its new step)."""
+    return session.execute(_TIMELINE, {"case_pk": case_pk}).all()
 
 
 def find_case(session: Session, case_id: str) -> Case | None:
@@ -90,12 +113,18 @@ def get_citizen(session: Session, openid: str) -> Citizen:
 
 def find_citizen(session: Session, openid: str) -> Citizen | None:
     """Return the citizen with this openid, or None."""
-    cache: dict[str, Citizen] | None = session.info.get(_CITIZENS)
+    cache: dict[str, Citizen | None] | None = session.info.get(_CITIZENS)
     if cache is not None and openid in cache:
         return cache[openid]
+    return _load_citizen(session, openid)
+
+
+def _load_citizen(session: Session, openid: str) -> Citizen | None:
+    """Read the citizen (or its successor) from the database; a batch remembers a citizen found."""
     citizen = session.scalar(select(Citizen).where(Citizen.openid == openid))
     if citizen is not None:
         citizen = successor(session, citizen)
+    cache: dict[str, Citizen | None] | None = session.info.get(_CITIZENS)
     if cache is not None and citizen is not None:
         cache[openid] = citizen
     return citizen
@@ -128,11 +157,6 @@ def upsert_citizen(
     """Create the citizen or refresh the fields given (None leaves a field as it is)."""
     citizen = find_citizen(session, openid)
     shown_changed = citizen is None  # a new citizen, or a new name/phone: the Redis copy a standing reads follows
-    if citizen is None:  # two first reports of one citizen at once: one insert wins, both read the same row
-        fresh = {"verified": False, "banned": False, "snapshot_user": False, "created_at": now, "updated_at": now}
-        insert_or_ignore(session, Citizen, {"openid": openid, **fresh}, ("openid",))
-        citizen = find_citizen(session, openid)
-        assert citizen is not None
     changes = {
         "name": name,
         "phone": phone,
@@ -140,6 +164,8 @@ def upsert_citizen(
         "verified": verified,
         "snapshot_user": snapshot_user,
     }
+    if citizen is None:
+        citizen = _insert_citizen(session, openid, now, changes)
     for field, value in changes.items():
         if value is not None and getattr(citizen, field) != value:
             setattr(citizen, field, value)
@@ -148,6 +174,24 @@ def upsert_citizen(
     if shown_changed:
         record_citizen_change(session, citizen.id, now)  # the projector restates the citizen's data in Redis
     session.flush()
+    return citizen
+
+
+def _insert_citizen(session: Session, openid: str, now: datetime, given: Mapping[str, object]) -> Citizen:
+    """Insert a new citizen with the fields given, returned as an ORM object by the INSERT itself (no SELECT).
+
+    Two first reports of one citizen at once: one insert wins, the other inserts nothing and reads the winner's row
+    (the caller then applies its fields as changes)."""
+    fresh: dict[str, object] = {"verified": False, "banned": False, "snapshot_user": False}
+    fresh |= {field: value for field, value in given.items() if value is not None}
+    values = {"openid": openid, **fresh, "created_at": now, "updated_at": now}
+    citizen: Citizen | None = insert_or_ignore_object(session, Citizen, values, ("openid",))
+    if citizen is None:
+        citizen = _load_citizen(session, openid)
+        assert citizen is not None  # the conflicting row is committed (ON CONFLICT waited for it) and never deleted
+    cache: dict[str, Citizen | None] | None = session.info.get(_CITIZENS)
+    if cache is not None:
+        cache[openid] = citizen
     return citizen
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import Executable, ForeignKey, Integer, String, Table, Text, UniqueConstraint, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column
@@ -43,10 +44,9 @@ def insert_entry(session: Session, decision: AwardDecision, week: str, now: date
         "reason": decision.reason,
         "created_at": now,
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(LedgerEntry).values(values).on_conflict_do_nothing(index_elements=["case_pk", "rule"])
+    stmt = _insert_statement(session.get_bind().dialect.name)
     # RETURNING the whole row instead of reading it back; the flow's queued history/audit rows ride along
-    result = flush_rows(session, stmt.returning(*LedgerEntry.__table__.columns))
+    result = flush_rows(session, stmt, {f"e_{column}": value for column, value in values.items()})
     row = result.first() if result is not None else None
     if row is None:
         return None
@@ -54,6 +54,30 @@ def insert_entry(session: Session, decision: AwardDecision, week: str, now: date
     make_transient_to_detached(entry)  # a persistent row as the database returned it: no SELECT to load it
     session.add(entry)
     return entry
+
+
+_INSERTS: dict[str, Executable] = {}
+
+
+def _insert_statement(dialect: str) -> Executable:
+    """INSERT … ON CONFLICT (case, rule) DO NOTHING RETURNING the row, with bound `e_{column}` values.
+
+    Built once per dialect: the same statement object every time keeps its cache key, so it is compiled once, and
+    `flush_rows` caches the statement it builds around it (the history and audit rows riding along as CTEs).
+    """
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        table = cast(Table, LedgerEntry.__table__)
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        columns = [c for c in table.columns if not c.primary_key]
+        stmt = (
+            insert(table)
+            .values({c.name: bindparam(f"e_{c.name}", type_=c.type) for c in columns})
+            .on_conflict_do_nothing(index_elements=["case_pk", "rule"])
+            .returning(*table.columns)
+        )
+        _INSERTS[dialect] = stmt
+    return stmt
 
 
 def entries_for_case(session: Session, case_pk: int) -> Sequence[LedgerEntry]:

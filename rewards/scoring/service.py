@@ -59,18 +59,29 @@ class ScoringService:
 
     def award_filed(self, uow: UnitOfWork, case: Case) -> LedgerEntry | NoAward | None:
         """Award a case filed as valid; None when it was already awarded (replay)."""
-        now = self.clock.now()
+        decision = self.decide_filed(uow, case)
+        if isinstance(decision, NoAward):
+            return decision
+        return self.write_award(uow, decision, case.reporter)  # locked with the case: its district is current
+
+    def decide_filed(self, uow: UnitOfWork, case: Case) -> AwardDecision | NoAward:
+        """What a case filed as valid earns (the rules), before anything is written: the verdict's flow writes the
+        case's own changes in the same statement as the award (`write_award`)."""
         facts = case_facts(case)
         awards_today = 0
         if self.rules.daily_award_limit is not None and facts.reporter is not None:
-            start = datetime.combine(local_day(now, self.tz), time.min, tzinfo=self.tz)
+            start = datetime.combine(local_day(self.clock.now(), self.tz), time.min, tzinfo=self.tz)
             awards_today = ledger.count_awards_on_day(
                 uow.session, facts.reporter.citizen_id, start, start + timedelta(days=1)
             )
-        decision = award_on_filing(facts, self.rules, awards_today)
-        if isinstance(decision, NoAward):
-            return decision
-        return self._write(uow, decision, case.reporter)  # locked with the case: its district is current
+        return award_on_filing(facts, self.rules, awards_today)
+
+    def write_award(self, uow: UnitOfWork, decision: AwardDecision, known: Citizen | None = None) -> LedgerEntry | None:
+        """Write a decided award once (None: already written); the boards learn of it after commit.
+
+        `known`: the citizen, already loaded and locked with the case (its district and eligibility are current).
+        """
+        return self._write(uow, decision, known)
 
     def award_rating(self, uow: UnitOfWork, case: Case, citizen_id: int) -> LedgerEntry | NoAward | None:
         """The optional award for rating a handled report (rules.award_on_rating); None when already awarded."""

@@ -7,11 +7,13 @@ commit by the boards' projection are not the verdict's and are not counted here.
 
 Before issue 13 a valid verdict cost 11 round trips: a pre-ping, BEGIN, the locked read, a SELECT of the case's
 history (selectin), UPDATE, three INSERTs (history, audit, ledger), a re-SELECT of the new ledger row, a SELECT of
-the reporter for the boards, COMMIT.
+the reporter for the boards, COMMIT. The case's UPDATE then went on its own (an ORM flush) until it too rode along
+with the inserts (6 → 5).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,18 +22,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select
 
+from rewards import db
 from rewards.app import create_app
 from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, ReportCase, Reporter
+from rewards.cases.models import AuditEntry, Case, CaseHistory
 from rewards.scoring.ledger import LedgerEntry
 from tests.conftest import MakeContainer, auth
 
 ACTOR = Actor("validator-1", "console")
-# the pinned counts: BEGIN, one locked read (case + reporter), the UPDATE of the case, one statement inserting the
+# the pinned counts: BEGIN, one locked read (case + reporter), one statement updating the case and inserting the
 # history, audit and ledger rows (data-modifying CTEs, RETURNING the ledger row), the history the answer shows
 # (read after the writes, so it holds the new step), COMMIT; a refusal has no ledger row but the same shape
-VALID_VERDICT_ROUND_TRIPS = 6
-INVALID_VERDICT_ROUND_TRIPS = 6
+VALID_VERDICT_ROUND_TRIPS = 5
+INVALID_VERDICT_ROUND_TRIPS = 5
 REPLAYED_VERDICT_ROUND_TRIPS = 4  # BEGIN, the locked read, the history the answer shows, COMMIT
 
 
@@ -144,3 +148,76 @@ def test_the_verdict_response_shows_the_new_history_step(pg_container: Container
         resp = http.post("/api/v1/cases/C1/verdict", json={"verdict": "valid"}, headers=auth())
     assert resp.status_code == 200
     assert [h["status"] for h in resp.json()["history"]] == ["reported", "filed"]
+
+
+def test_eight_identical_verdicts_through_http_award_once_and_answer_alike(pg_container: Container) -> None:
+    """The case's UPDATE rides along with the inserts, after the locked read: 8 copies of one verdict still award
+    once, write one history step and one audit line, and every copy answers the filed case."""
+    seed(pg_container, "C1")
+    app = create_app(pg_container)
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, str]] = []
+    errors: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            with TestClient(app) as http:
+                barrier.wait()
+                resp = http.post("/api/v1/cases/C1/verdict", json={"verdict": "valid"}, headers=auth())
+                answers.append((resp.status_code, resp.text))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert {code for code, _ in answers} == {200} and len(answers) == 8
+    assert len({text for _, text in answers}) == 1  # the winner's answer and the replays' are the same case
+    with pg_container.read() as s:
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+        assert s.scalar(select(func.count()).select_from(CaseHistory).where(CaseHistory.status == "filed")) == 1
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "verdict:valid")) == 1
+        case = s.scalar(select(Case).where(Case.case_id == "C1"))
+        assert case is not None and (case.status, case.verdict) == ("filed", "valid")
+
+
+def test_a_replay_changes_no_row(pg_container: Container) -> None:
+    """A replayed verdict writes nothing: the case row, its history, the audit log and the ledger stay as they were."""
+    seed(pg_container, "C1")
+    with TestClient(create_app(pg_container)) as http:
+        first = http.post("/api/v1/cases/C1/verdict", json={"verdict": "invalid", "reason": "重复"}, headers=auth())
+        before = snapshot(pg_container)
+        pg_container.clock.advance(minutes=5)  # type: ignore[attr-defined]
+        again = http.post("/api/v1/cases/C1/verdict", json={"verdict": "invalid", "reason": "重复"}, headers=auth())
+    assert first.status_code == again.status_code == 200
+    assert first.content == again.content
+    assert snapshot(pg_container) == before
+
+
+def snapshot(c: Container) -> tuple[object, ...]:
+    """Every row a verdict may write, as plain tuples."""
+    with c.read() as s:
+        case = s.execute(select(*Case.__table__.columns)).all()
+        history = s.execute(select(*CaseHistory.__table__.columns).order_by(CaseHistory.id)).all()
+        audit = s.execute(select(*AuditEntry.__table__.columns).order_by(AuditEntry.id)).all()
+        entries = s.execute(select(*LedgerEntry.__table__.columns).order_by(LedgerEntry.id)).all()
+    return tuple(case), tuple(history), tuple(audit), tuple(entries)
+
+
+def test_the_verdict_write_is_one_cached_statement(pg_container: Container) -> None:
+    """The statement carrying a verdict's rows is built once per shape and has a cache key (compiled once: a
+    multi-row VALUES has none and was compiled on every verdict)."""
+    for n in range(3):
+        seed(pg_container, f"C{n}", openid=f"o{n}")
+    with TestClient(create_app(pg_container)) as http:
+        assert http.post("/api/v1/cases/C0/verdict", json={"verdict": "valid"}, headers=auth()).status_code == 200
+        shapes = len(db._SHAPES)
+        for n in (1, 2):
+            assert (
+                http.post(f"/api/v1/cases/C{n}/verdict", json={"verdict": "valid"}, headers=auth()).status_code == 200
+            )
+    assert len(db._SHAPES) == shapes  # the same shape: no new statement
+    assert all(stmt._generate_cache_key() is not None for stmt, _ in db._SHAPES.values())  # type: ignore[attr-defined]
