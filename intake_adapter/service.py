@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from intake_adapter import inbox
+from intake_adapter.board_batch import batched_flows
 from intake_adapter.models import APPLIED, FAILED, PENDING, InboxEvent
 from intake_adapter.results import BatchOutcome, EventResult, InboxView, ReplaySummary, failure
 from intake_adapter.schemas import ReportSubmitted, StatusChanged, parse_event
@@ -32,7 +33,7 @@ from rewards.bootstrap import Container
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ChangeStatus
 from rewards.clock import Clock
-from rewards.db import Database, UnitOfWork, note_on_commit, savepoint
+from rewards.db import DEFER_ROWS, Database, UnitOfWork, note_on_commit, savepoint
 from rewards.errors import Conflict, DomainError, Invalid, Unavailable
 from rewards.flows import CaseFlows
 
@@ -158,8 +159,10 @@ class IntakeService:
         index_of = {pk: i for i, pk in ordered}
         out, more = list(results), dict(also)  # kept only if the pass commits
         with self.db.uow() as uow:
-            uow.defer_rows = True
-            batch = _Batch(uow, self.clock.now(), careful)
+            uow.defer_rows = True  # the batch's history/audit rows go in one executemany before COMMIT
+            uow.session.info[DEFER_ROWS] = True  # ... not as CTEs of each ledger INSERT (compiled anew each time)
+            flows, boards = batched_flows(self.flows)  # the batch's awards reach the boards in one pipelined call
+            batch = _Batch(uow, self.clock.now(), careful, flows)
             batch.load([pk for _, pk in ordered], case_ids)
             for i, pk in ordered:
                 if out[i] is not None:
@@ -171,7 +174,10 @@ class IntakeService:
                             out[index_of[retried_pk]] = retried
                         else:
                             more[retried_pk] = retried
+            if not careful:
+                _flush_pass(uow)
             batch.save()
+            uow.after_commit(boards.send)  # last: the flows' effects queued before it only note their calls
         results[:] = out
         also.update(more)
 
@@ -187,7 +193,7 @@ class IntakeService:
             return batch.failed(row, exc)
         if not batch.careful:
             try:
-                result = self._execute(batch.uow, event)
+                result = self._execute(batch.uow, event, batch.flows)
             except (DomainError, DataError, IntegrityError) as exc:
                 raise _NeedSavepoints from exc
             except OperationalError as exc:
@@ -199,7 +205,7 @@ class IntakeService:
         for attempt in (1, 2, 3):
             try:
                 with savepoint(batch.uow):
-                    result = self._execute(batch.uow, event)
+                    result = self._execute(batch.uow, event, batch.flows)
             except DomainError as exc:
                 cases.forget_preloaded(batch.uow.session)
                 return batch.failed(row, exc)
@@ -261,27 +267,27 @@ class IntakeService:
                 return EventResult(row.event_id, "duplicate", type=row.type, case_id=row.case_id)
             event = parse_event(json.loads(row.payload))
             self._check_not_future(event)
-            result = self._execute(uow, event)
+            result = self._execute(uow, event, self.flows)
             row.status = APPLIED
             row.applied_at = self.clock.now()
             row.error = None
             row.attempts += 1
             return result
 
-    def _execute(self, uow: UnitOfWork, event: ReportSubmitted | StatusChanged) -> EventResult:
+    def _execute(self, uow: UnitOfWork, event: ReportSubmitted | StatusChanged, flows: CaseFlows) -> EventResult:
         eid = event.event_id
         res = EventResult(eid, "applied", type=event.type, case_id=event.case_id)
         if isinstance(event, ReportSubmitted):
-            case, created = self.flows.report(uow, translate_report(event), ACTOR, event_id=eid)
+            case, created = flows.report(uow, translate_report(event), ACTOR, event_id=eid)
             res.effect, res.case_status = ("created" if created else "unchanged"), case.status
             return res
         command = translate_status(event)
         before = cases.case_status(uow.session, event.case_id)  # a batch has the case preloaded: no query
         if isinstance(command, ChangeStatus):
-            case, moved = self.flows.change_status(uow, command, ACTOR, event_id=eid)
+            case, moved = flows.change_status(uow, command, ACTOR, event_id=eid)
             res.effect = "moved" if moved else "recorded"
         else:
-            case = self.flows.handle(uow, command, ACTOR, event_id=eid)
+            case = flows.handle(uow, command, ACTOR, event_id=eid)
             res.effect = "moved" if case.status != before else "unchanged"
         res.case_status = case.status
         return res
@@ -350,6 +356,20 @@ class IntakeService:
             return InboxView(row.event_id, row.type, row.case_id, row.status, row.attempts, row.error)
 
 
+def _flush_pass(uow: UnitOfWork) -> None:
+    """Send the optimistic pass's pending ORM changes (the case UPDATEs its events left for one flush): a value the
+    database refuses cannot be traced to its event here, so the pass is run again with SAVEPOINTs, which flush each
+    event's changes alone."""
+    try:
+        uow.session.flush()
+    except (DataError, IntegrityError) as exc:
+        raise _NeedSavepoints from exc
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) in _RETRYABLE:
+            raise _NeedSavepoints from exc
+        raise  # the connection is gone: the whole batch rolls back, its events stay pending
+
+
 class _NeedSavepoints(Exception):
     """An event failed after touching SQL in an optimistic pass: roll the pass back, run it with SAVEPOINTs."""
 
@@ -381,11 +401,13 @@ class _Row:
 class _Batch:
     """One batch's transaction: its inbox rows (locked), the failed rows of its cases, and their new outcomes."""
 
-    def __init__(self, uow: UnitOfWork, now: datetime, careful: bool) -> None:
+    def __init__(self, uow: UnitOfWork, now: datetime, careful: bool, flows: CaseFlows) -> None:
         self.uow = uow
+        self.flows = flows  # the case flows writing to this batch's BoardBatch
         self.now = now
         self.careful = careful  # each event in a SAVEPOINT (after an optimistic pass failed)
         self.rows: dict[int, _Row] = {}
+        self.failing: set[str | None] = set()  # cases with a failed row (most batches: none, no scan per event)
 
     def load(self, pks: list[int], case_ids: set[str]) -> None:
         """Lock the batch's rows and its cases' failed ones (id order), then lock its cases and load its citizens."""
@@ -396,12 +418,16 @@ class _Batch:
         cols = (InboxEvent.id, InboxEvent.event_id, InboxEvent.type, InboxEvent.case_id, InboxEvent.occurred_at)
         stmt = select(*cols, InboxEvent.payload, InboxEvent.status, InboxEvent.attempts, InboxEvent.error)
         for r in session.execute(stmt.where(who).order_by(InboxEvent.id).with_for_update()):
-            self.rows[r.id] = _Row(*r)
+            self.rows[r.id] = row = _Row(*r)
+            if row.status == FAILED:
+                self.failing.add(row.case_id)
         openids = {openid for pk in pks if (openid := _reporter_openid(self.rows[pk].raw())) is not None}
         cases.preload(session, case_ids, openids)
 
     def failed_of(self, case_id: str) -> list[_Row]:
         """The case's failed rows, oldest first (as the one-at-a-time path ordered them)."""
+        if case_id not in self.failing:
+            return []
         rows = [r for r in self.rows.values() if r.case_id == case_id and r.status == FAILED]
         return sorted(rows, key=lambda r: (r.occurred_at is None, r.occurred_at, r.id))
 
@@ -411,6 +437,7 @@ class _Batch:
 
     def failed(self, row: _Row, exc: DomainError) -> EventResult:
         row.status, row.changed = FAILED, True
+        self.failing.add(row.case_id)
         # messages may quote the refused input; PostgreSQL text cannot hold NUL
         row.error = f"[{exc.status} {exc.code}] {exc.message}".replace("\x00", "\\x00")
         row.attempts += 1
@@ -436,4 +463,8 @@ def _reporter_openid(raw: object) -> str | None:
     """The reporter's openid of a stored report, if it has one (to load the batch's citizens at once)."""
     reporter = raw.get("reporter") if isinstance(raw, dict) else None
     openid = reporter.get("openid") if isinstance(reporter, dict) else None
-    return openid if isinstance(openid, str) else None
+    # read before validation: a value PostgreSQL cannot even compare (NUL) would fail the whole batch's SELECT;
+    # such an event fails validation on its own, so its reporter is never needed
+    if not isinstance(openid, str) or "\x00" in openid or not 0 < len(openid) <= 128:
+        return None
+    return openid

@@ -43,6 +43,11 @@ E2E_ROWS = [
     r"\| verdicts at 1 → 2 uvicorn workers \(4 connections, 50 verdicts at 2\) \| ",
     r"\| standing latency p50 / p99 at 1 connection, 500 citizens on the boards \| [\d.]+ / [\d.]+ ms \|",
     r"\| standing latency p50 / p99 at 1 connection, 2,000 citizens on the boards \| [\d.]+ / [\d.]+ ms \|",
+    *(
+        rf"\| intake at batch size {size} \(signed webhook.*\) \| [\d,]+ events/s \(p50 \d+ ms per batch\)"
+        r" \| bare INSERT \+ COMMIT of each event's JSON .* \| [\d,]+/s \| [\d.]+× \|"
+        for size in ("1", "10", "100", "1,000")
+    ),
 ]
 LEADERBOARD_LINES = [
     r"^\(a\) award path, 1,000 entries pipelined",

@@ -24,10 +24,11 @@ from tests.integration.test_intake_webhook import changed, submitted
 
 # a batch of 100 (50 reports by known citizens + their 50 `filed`), second batch on a warm pool: BEGIN, the multi-row
 # inbox INSERT, COMMIT; BEGIN, the inbox rows locked, the cases locked, the citizens; per report an INSERT of the
-# case, per verdict its UPDATE and one INSERT of ledger + queued history/audit rows; the inbox outcomes; COMMIT.
-# SQLite has no data-modifying CTEs: the batch's history rows, then its audit rows, are two more INSERTs at the end
+# case, per verdict its UPDATE and its ledger INSERT; the batch's history rows, then its audit rows (one executemany
+# each: they do not ride along with every ledger INSERT, whose statement then compiles once); the inbox outcomes;
+# COMMIT. The same on both databases
 BATCH_OF_100_STATEMENTS = {
-    "postgresql": 2 + 1 + 3 + 50 + 50 + 50 + 1 + 2,
+    "postgresql": 2 + 1 + 3 + 50 + 50 + 50 + 2 + 1 + 2,
     "sqlite": 2 + 1 + 3 + 50 + 50 + 50 + 2 + 1 + 2,
 }
 _ids = itertools.count()
@@ -212,3 +213,15 @@ def test_events_are_not_applied_in_the_future_nor_twice(container: Container) ->
     assert [r.result for r in again.results] == ["duplicate", "duplicate"]
     with container.read() as s:
         assert len(s.scalars(select(LedgerEntry)).all()) == 1
+
+
+def test_a_reporter_id_the_database_cannot_hold_fails_its_event_alone(container: Container) -> None:
+    # the batch loads its reporters before validating the events: a NUL in one openid must not fail that SELECT
+    svc = IntakeService.of(container)
+    bad = submitted("NUL1", 0, reporter={"openid": "\x00", "name": "张三明"})
+    outcome = svc.receive([bad, submitted("OK1", 1), changed("OK1", "filed", 2)])
+    assert results(outcome) == [("NUL1-submitted", "failed"), ("OK1-submitted", "applied"), ("OK1-filed-2", "applied")]
+    assert outcome.results[0].error == "invalid_event"
+    with container.read() as s:
+        row = s.scalars(select(InboxEvent).where(InboxEvent.event_id == "NUL1-submitted")).one()
+        assert row.status == "failed" and row.error
