@@ -820,6 +820,7 @@ class Bench:
                 f"the same count of bare INSERT + COMMIT ({s.connections} connections) + pipelined ZINCRBY",
                 f"{base:,.0f}/s ({inserts:.2f} s + {zincr:.2f} s)",
                 f"{ours / base:.2f}×",
+                f"≥ 0.1× — {verdict(ours / base >= 0.1)}",
             )
         )
         self.notes.append(f"verdicts {ours / base:.2f}× bare INSERT + COMMIT + ZINCRBY (target ≥ 0.1×)")
@@ -890,6 +891,7 @@ class Bench:
                 f"bare INSERT + COMMIT of each event's JSON ({s.intake_connections} connections)",
                 f"{base:,.0f}/s",
                 f"{ours / base:.2f}×",
+                f"≥ 0.3× — {verdict(ours / base >= 0.3)}",
             )
         )
         self.notes.append(f"intake {ours / base:.2f}× bare INSERT + COMMIT (target ≥ 0.3×)")
