@@ -841,28 +841,8 @@ class Bench:
         """Signed webhook batches of 100 events (50 reports + their 50 `filed` verdicts) against bare INSERTs."""
         s = self.s
         at = self.now - timedelta(minutes=3)
-        batches: list[list[dict[str, Any]]] = []
-        for b in range(s.intake_events // 100):
-            events: list[dict[str, Any]] = []
-            for j in range(50):
-                n = b * 50 + j
-                case_id, cid = f"I{self.run}-{n}", 1 + (n * 2654435761) % s.citizens
-                events.append(
-                    {
-                        "event_id": f"r-{case_id}",
-                        "type": "report.submitted",
-                        "occurred_at": at.isoformat(),
-                        "case_id": case_id,
-                        "category": "street_lamp",
-                        "description": "路灯不亮",
-                        "location": {"lat": 36.06 + j / 1e4, "lon": 103.83, "coord_system": "gcj02"},
-                        "district": DISTRICTS[cid % 8],
-                        "reporter": {"openid": f"o{cid}"},
-                    }
-                )
-                filed = {"event_id": f"f-{case_id}", "type": "case.status_changed", "case_id": case_id}
-                events.append({**filed, "occurred_at": (at + timedelta(minutes=1)).isoformat(), "status": "filed"})
-            batches.append(events)
+        stream = intake_stream(f"I{self.run}-", s.intake_events // 100 * 100, 100, s.citizens, at)
+        batches = [stream[i : i + 100] for i in range(0, len(stream), 100)]  # 50 reports + their 50 `filed` each
         spec = {"kind": "intake", "path": "/intake/v1/events", "secret": self.secret, "batches": batches}
         result = load(port, {**spec, "concurrency": s.intake_connections, "max_seconds": s.seconds})
         done = only_ok(result, "intake")

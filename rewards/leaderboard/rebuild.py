@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from typing import Any
 
 import hiredis
 import redis
-from sqlalchemy import BigInteger, func, literal_column, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, ColumnElement, Select, func, literal_column, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from rewards.cases.models import Citizen, CitizenChange
 from rewards.db import Database
@@ -39,6 +40,7 @@ from rewards.scoring.rules import is_eligible
 log = get_logger("leaderboard.rebuild")
 
 CHUNK = 2000  # citizens per Redis pipeline
+IN_FLIGHT = 3  # chunks written at once (one writer thread and connection each) while the next is folded
 FETCH = 5000  # ledger rows per database fetch
 CATCH_UP_WINDOW = 10_000
 SCAN_COUNT = 1000  # keyspace slots per SCAN while freeing a generation
@@ -86,18 +88,17 @@ def last_citizen_change(session: Session) -> int:
     return int(session.execute(select(func.coalesce(func.max(CitizenChange.id), 0))).scalar_one())
 
 
-def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) -> Iterator[CitizenLedger]:
-    """Yield every citizen (ascending id) with their ledger lines, streamed in chunks; optionally only some.
+def _citizens_with_ledger(reached: ColumnElement[Any] | InstrumentedAttribute[Any]) -> Select[Any]:
+    """Every citizen left-joined with their ledger lines, ordered by (citizen, entry): the rebuild's one query.
 
-    Citizens without a ledger line come too (no lines): Redis keeps every citizen's profile for the standing.
-    """
-    stmt = (
+    `reached` is the entry's created_at as the caller reads it (the datetime, or PostgreSQL's tick of it)."""
+    return (
         select(
             Citizen.id,
             LedgerEntry.id,
             LedgerEntry.points,
             LedgerEntry.week,
-            LedgerEntry.created_at,
+            reached,
             Citizen.district,
             Citizen.verified,
             Citizen.banned,
@@ -108,6 +109,14 @@ def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) ->
         .outerjoin(LedgerEntry, LedgerEntry.citizen_id == Citizen.id)
         .order_by(Citizen.id, LedgerEntry.id)
     )
+
+
+def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) -> Iterator[CitizenLedger]:
+    """Yield every citizen (ascending id) with their ledger lines, streamed in chunks; optionally only some.
+
+    Citizens without a ledger line come too (no lines): Redis keeps every citizen's profile for the standing.
+    """
+    stmt = _citizens_with_ledger(LedgerEntry.created_at)
     if citizen_ids is not None:
         stmt = stmt.where(Citizen.id.in_(list(citizen_ids)))
     current: CitizenLedger | None = None
@@ -163,23 +172,8 @@ def rows_of(citizens: Iterable[CitizenLedger]) -> Iterator[CitizenRow]:
 
 def _stream_rows_psycopg(session: Session) -> Iterator[CitizenRow]:
     created_at = LedgerEntry.__table__.c.created_at
-    stmt = (
-        select(
-            Citizen.id,
-            LedgerEntry.id,
-            LedgerEntry.points,
-            LedgerEntry.week,
-            literal_column(_TICK_SQL.format(f"{LedgerEntry.__tablename__}.{created_at.name}"), BigInteger()),
-            Citizen.district,
-            Citizen.verified,
-            Citizen.banned,
-            Citizen.openid,
-            Citizen.name,
-            Citizen.phone,
-        )
-        .outerjoin(LedgerEntry, LedgerEntry.citizen_id == Citizen.id)
-        .order_by(Citizen.id, LedgerEntry.id)
-    )
+    tick = literal_column(_TICK_SQL.format(f"{LedgerEntry.__tablename__}.{created_at.name}"), BigInteger())
+    stmt = _citizens_with_ledger(tick)
     connection = session.connection()
     sql = str(stmt.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     raw = connection.connection.driver_connection
@@ -302,7 +296,8 @@ def write_rows(
 
     Also writes the generation's board registry. `on_chunk(entries)` runs after each pipelined chunk is written.
     A helper thread writes one chunk while the next is streamed and folded, so Python's work and Redis's overlap
-    (a quarter less wall time at 1M citizens, bench/e2e.py); at most one chunk is in flight. A one-line citizen's
+    (a quarter less wall time at 1M citizens, bench/e2e.py); at most IN_FLIGHT chunks are in flight, each on its
+    own connection, so Redis reads the next chunk while the previous one's replies travel back. A one-line citizen's
     summary is packed here (SummaryPacker) when send_pipelined packs commands itself; board lists are found once
     per chunk and (scope, district, eligibility), and the registry's ticks kept per such group: this loop runs
     once per citizen, and its Python is what a rebuild costs beyond Redis's own work.
@@ -311,32 +306,30 @@ def write_rows(
     commands: list[tuple[Any, ...] | bytes] = []
     boards: dict[str, list[Any]] = {}  # board name -> score, member, ... of the chunk
     pending = pending_entries = 0
-    in_flight: tuple[Future[None], int] | None = None  # the chunk being written, and its entry count
+    in_flight: deque[tuple[Future[None], int]] = deque()  # the chunks being written (oldest first), entry counts
     openids: list[str] = []  # openid, member, ... of the chunk: one HSET per chunk
     # per (scope, district, eligible): its boards (keys.boards_of), their lists in this chunk, the latest tick
     names_of: dict[tuple[str, str, bool], list[str]] = {}
     targets_of: dict[tuple[str, str, bool], list[list[Any]]] = {}
     reached_of: dict[tuple[str, str, bool], int] = {}
 
-    def settle() -> None:
-        nonlocal in_flight
-        if in_flight is not None:
-            future, entries = in_flight
-            in_flight = None
+    def settle(keep: int) -> None:
+        while len(in_flight) > keep:
+            future, entries = in_flight.popleft()
             future.result()  # a failed write raises here
             if on_chunk is not None:
                 on_chunk(entries)
 
     def flush(writer: ThreadPoolExecutor) -> None:
-        nonlocal boards, commands, pending, pending_entries, in_flight, openids
+        nonlocal boards, commands, pending, pending_entries, openids
         if openids:
             commands.append(("HSET", openids_key, *openids))
             openids = []
         for name, scored in boards.items():
             commands.append(("ZADD", keys.board_key(prefix, gen, name), *scored))
-        settle()
+        settle(IN_FLIGHT - 1)
         if commands:
-            in_flight = writer.submit(send_pipelined, client, commands), pending_entries
+            in_flight.append((writer.submit(send_pipelined, client, commands), pending_entries))
         boards, commands, pending, pending_entries = {}, [], 0, 0
         targets_of.clear()
 
@@ -344,7 +337,7 @@ def write_rows(
     openids_key = keys.openids_key(prefix, gen)
     encode, at = scores.encode, keys.ALL_TIME
     packer = SummaryPacker(summary_prefix) if packs_commands(client) else None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-writer") as writer:
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="rebuild-writer") as writer:
         for cid, district, eligible, openid, name, banned, lines in citizens:
             if not 0 < cid <= keys.MAX_CITIZEN_ID:
                 keys.member(cid)  # raises its error
@@ -383,7 +376,7 @@ def write_rows(
             if pending >= CHUNK:
                 flush(writer)
         flush(writer)
-        settle()
+        settle(0)
     updated: dict[str, int] = {}  # board -> its latest tick, boards in the order they were first placed on
     for group, tick in reached_of.items():
         for name in names_of[group]:
