@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
@@ -206,6 +207,23 @@ def make_container(redis_server: redis.Redis, clock: FixedClock, settings: Setti
         c.projector.stop()
     for prefix in prefixes:
         flush_prefix(redis_server, prefix)
+
+
+_EXAMPLES = itertools.count()  # session-wide: no two hypothesis examples of any test share a Redis prefix
+
+
+@pytest.fixture
+def per_example(db_engine: Engine, make_container: MakeContainer) -> Callable[[], Container]:
+    """A factory of fresh containers for hypothesis examples: an empty database, a private Redis prefix (wiped before
+    and after the test) and a clock at START."""
+
+    def make() -> Container:
+        wipe(db_engine)
+        s = test_settings()
+        s = s.model_copy(update={"leaderboard_key_prefix": f"{s.leaderboard_key_prefix}-ex{next(_EXAMPLES)}"})
+        return make_container(s, engine=db_engine, clock=FixedClock(START))
+
+    return make
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@ repairs it, losing Redis (flushed or killed) mid-stream of awards loses nothing.
 
 from __future__ import annotations
 
-import itertools
 import random
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from rewards.leaderboard.rebuild import RebuildRunning, rebuild, send_pipelined
 from rewards.redis_client import make_redis
 from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.model import EntryFacts
-from tests.conftest import RUN_ID, START, MakeContainer, flush_prefix, test_settings, unreachable, wipe
+from tests.conftest import RUN_ID, START, MakeContainer, flush_prefix, test_settings, unreachable
 from tests.integration.test_leaderboard_boards import Profile, expected_boards, ledgers, redis_boards
 
 ACTOR = Actor("validator-1", "console")
@@ -125,20 +123,6 @@ def assert_boards_equal_ledger(c: Container) -> None:
     want = expected_boards(entries, finals)
     got = redis_boards(Boards(c.redis, c.settings))
     assert {n: [(s.citizen_id, s.points, scores.tick_of(s.reached_at)) for s in b] for n, b in want.items()} == got
-
-
-@pytest.fixture
-def per_example(db_engine: Engine, make_container: MakeContainer) -> Callable[[], Container]:
-    """A factory of fresh containers (empty database, private Redis prefix, own clock) for hypothesis examples."""
-    examples = itertools.count()
-
-    def make() -> Container:
-        wipe(db_engine)
-        s = test_settings()
-        s = s.model_copy(update={"leaderboard_key_prefix": f"{s.leaderboard_key_prefix}-r{next(examples)}"})
-        return make_container(s, engine=db_engine, clock=FixedClock(START))
-
-    return make
 
 
 CORRUPTIONS = ["drop_summary", "wrong_score", "stray_member", "missing_member", "replaced_member", "summary_points"]

@@ -5,8 +5,6 @@ SQLite with real Redis."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +31,7 @@ from rewards.leaderboard.rebuild import (
     stream_rows,
 )
 from rewards.scoring.model import EntryFacts
-from tests.conftest import RUN_ID, START, MakeContainer, test_settings, wipe
+from tests.conftest import RUN_ID, START, MakeContainer, wipe
 from tests.integration.test_check_rebuild import seed
 from tests.integration.test_leaderboard_boards import Profile, ledgers
 
@@ -131,19 +129,6 @@ def test_prepacked_commands_read_every_reply(redis_server: redis.Redis) -> None:
     emulated = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
     with pytest.raises(TypeError, match="plain connection"):
         send_pipelined(emulated, [hiredis.pack_command(("PING",))])
-
-
-@pytest.fixture
-def per_example(db_engine: Engine, make_container: MakeContainer) -> Callable[[], Container]:
-    examples = itertools.count()
-
-    def make() -> Container:
-        wipe(db_engine)
-        s = test_settings()
-        s = s.model_copy(update={"leaderboard_key_prefix": f"{s.leaderboard_key_prefix}-f{next(examples)}"})
-        return make_container(s, engine=db_engine, clock=FixedClock(START))
-
-    return make
 
 
 def vary_profiles(c: Container) -> None:

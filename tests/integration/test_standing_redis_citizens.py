@@ -4,8 +4,6 @@ district change shows in the next standing, `rewards check` reports drift in it 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -19,32 +17,18 @@ from sqlalchemy import Engine
 from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, SetBan
 from rewards.cases.models import Case, Citizen
-from rewards.clock import FixedClock, week_of
+from rewards.clock import week_of
 from rewards.leaderboard import keys, scores
 from rewards.leaderboard.check import check
 from rewards.leaderboard.ledger_standing import BANNED, NOT_VERIFIED
 from rewards.leaderboard.rebuild import rebuild
 from rewards.scoring.ledger import LedgerEntry
-from tests.conftest import START, MakeContainer, test_settings, wipe
+from tests.conftest import START, MakeContainer
 from tests.integration.test_check_rebuild import free_port, start_redis
 
 ACTOR = Actor("validator-1", "console")
 NAMES = st.one_of(st.none(), st.sampled_from(["张三", "李小明", "欧阳娜娜", "王", " ", "Ann Lee"]))
 PHONES = st.one_of(st.none(), st.sampled_from(["13800001234", "021-5555", "8"]))
-
-
-@pytest.fixture
-def per_example(db_engine: Engine, make_container: MakeContainer) -> Callable[[], Container]:
-    """A factory of fresh containers (empty database, private Redis prefix) for hypothesis examples."""
-    examples = itertools.count()
-
-    def make() -> Container:
-        wipe(db_engine)
-        s = test_settings()
-        s = s.model_copy(update={"leaderboard_key_prefix": f"{s.leaderboard_key_prefix}-sr{next(examples)}"})
-        return make_container(s, engine=db_engine, clock=FixedClock(START))
-
-    return make
 
 
 @st.composite
