@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable, Sequence
 
 from rewards.flows import CaseFlows
+from rewards.scoring.ledger import PendingLedger
 from rewards.scoring.model import EntryFacts
 from rewards.scoring.ports import BoardSink
 
@@ -63,14 +64,17 @@ class BoardBatch:
             raise first
 
 
-def batched_flows(flows: CaseFlows) -> tuple[CaseFlows, BoardBatch]:
+def batched_flows(flows: CaseFlows, *, defer_ledger: bool = False) -> tuple[CaseFlows, BoardBatch]:
     """The flows writing to a new BoardBatch, and the batch; queue `BoardBatch.send` last (`uow.after_commit`).
 
+    defer_ledger: the flows' ledger lines are queued (ScoringService.pending) and written together by
+    `scoring.write_pending`, which the caller runs once the batch's cases are flushed.
     Shallow copies: the shared flows and scoring service are not changed (other requests use them meanwhile).
     """
     board_batch = BoardBatch(flows.boards)
     scoring = copy.copy(flows.scoring)
     scoring.sink = board_batch
+    scoring.pending = PendingLedger() if defer_ledger else None
     ours = copy.copy(flows)
     ours.scoring, ours.boards = scoring, board_batch
     return ours, board_batch

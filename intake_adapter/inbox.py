@@ -10,12 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from intake_adapter.models import PENDING, InboxEvent
 from rewards.clock import to_utc
+from rewards.db import insert_rows
 from rewards.errors import BadRequest, Invalid
 
 _EVENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -141,12 +140,11 @@ def insert_many(session: Session, envs: list[Envelope], now: datetime) -> dict[s
         }
         for env in envs
     ]
-    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = InboxEvent.__table__
-    stmt = insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id, table.c.event_id)
-    # an executemany: compiled once and cached, sent as multi-row INSERTs (SQLAlchemy's "insertmanyvalues", a few
-    # hundred rows a statement); a multi-row .values() would be compiled anew for every batch
-    return {event_id: pk for pk, event_id in session.connection().execute(stmt, values)}
+    # one statement, the rows one JSON parameter, on PostgreSQL (its text the same whatever the batch's size:
+    # compiled and converted once); an executemany elsewhere
+    result = insert_rows(session, InboxEvent.__table__, values, conflict=("event_id",), returning=("id", "event_id"))
+    assert result is not None
+    return {row.event_id: row.id for row in result}
 
 
 def rows_by_event_id(session: Session, event_ids: list[str]) -> dict[str, InboxEvent]:

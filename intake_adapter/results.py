@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from rewards.errors import DomainError
 
@@ -22,8 +22,8 @@ class EventResult:
     detail: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        """Return the JSON form, without empty fields."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """Return the JSON form, without empty fields (every field is a plain value: no deep copy as asdict makes)."""
+        return {k: v for k, v in vars(self).items() if v is not None}
 
     @property
     def ok(self) -> bool:

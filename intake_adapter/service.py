@@ -5,12 +5,18 @@ that cannot be applied stays there as failed with its reason, to be applied agai
 automatically when a later event for the same case succeeds). Nothing twice: applying an event and marking it
 applied commit together, and an applied event id is never applied again.
 
-Set-based: the batch's inbox rows, its cases (locked, in id order) and its citizens are read in three statements;
-the history and audit rows of the whole batch go in one statement, the inbox rows' outcomes in one executemany,
-and the batch commits once. An event refused by validation (or from the future) fails before any SQL. The events
-run optimistically, without SAVEPOINTs; if one fails after touching SQL, that pass is rolled back whole and run
-again with each event in a SAVEPOINT, so a bad event is rolled back alone and never takes the good ones down (the
-results, order and inbox outcomes are those of the careful pass).
+Set-based: the batch's inbox rows, its cases (locked, in id order) and its citizens are read in three statements,
+and (PostgreSQL) the ids of its new cases are taken from the sequence in one more; its events then run in memory,
+and at its end its new cases go in one INSERT (as the events left them: reported and filed in the batch, a case is
+inserted filed), its other ORM changes in one flush, its ledger lines in one INSERT … ON CONFLICT DO NOTHING
+RETURNING (only the rows it returns reach the boards; until then the daily limit and a void read the batch's
+queued lines too), the inbox rows' outcomes in one UPDATE, its history and audit rows in one INSERT each, and the
+batch commits once: a dozen statements for a batch of any size (`db.insert_rows`). SQLite, without a sequence,
+inserts each new case at once. An event refused by validation (or from the future) fails before any SQL. The
+events run optimistically, without SAVEPOINTs; if one fails after touching SQL, or the batch's writes at its end
+fail (a value the database refuses, a case a concurrent batch created first), that pass is rolled back whole and
+run again with each event in a SAVEPOINT and written with it, so a bad event is rolled back alone and never takes
+the good ones down (the results, order and inbox outcomes are those of the careful pass).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from intake_adapter import inbox
@@ -33,12 +39,13 @@ from rewards.bootstrap import Container
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ChangeStatus
 from rewards.clock import Clock
-from rewards.db import DEFER_ROWS, Database, UnitOfWork, note_on_commit, savepoint
+from rewards.db import DEFER_ROWS, Database, UnitOfWork, note_on_commit, one_of, savepoint, update_rows
 from rewards.errors import Conflict, DomainError, Invalid, Unavailable
 from rewards.flows import CaseFlows
 
 ACTOR = Actor("city-case-system", "intake")
 MAX_REPLAY_PASSES = 50
+REPORT = "report.submitted"  # the event type that may create a case
 _RETRYABLE = ("40P01", "40001")  # deadlock_detected, serialization_failure: only this step is rolled back
 
 
@@ -161,7 +168,9 @@ class IntakeService:
         with self.db.uow() as uow:
             uow.defer_rows = True  # the batch's history/audit rows go in one executemany before COMMIT
             uow.session.info[DEFER_ROWS] = True  # ... not as CTEs of each ledger INSERT (compiled anew each time)
-            flows, boards = batched_flows(self.flows)  # the batch's awards reach the boards in one pipelined call
+            # the batch's awards reach the boards in one pipelined call; optimistic: its ledger lines are written in
+            # one statement at its end (careful: each event's with it, in its SAVEPOINT)
+            flows, boards = batched_flows(self.flows, defer_ledger=not careful)
             batch = _Batch(uow, self.clock.now(), careful, flows)
             batch.load([pk for _, pk in ordered], case_ids)
             for i, pk in ordered:
@@ -175,7 +184,7 @@ class IntakeService:
                         else:
                             more[retried_pk] = retried
             if not careful:
-                _flush_pass(uow)
+                _flush_pass(uow, flows)
             batch.save()
             uow.after_commit(boards.send)  # last: the flows' effects queued before it only note their calls
         results[:] = out
@@ -356,12 +365,15 @@ class IntakeService:
             return InboxView(row.event_id, row.type, row.case_id, row.status, row.attempts, row.error)
 
 
-def _flush_pass(uow: UnitOfWork) -> None:
-    """Send the optimistic pass's pending ORM changes (the case UPDATEs its events left for one flush): a value the
-    database refuses cannot be traced to its event here, so the pass is run again with SAVEPOINTs, which flush each
-    event's changes alone."""
+def _flush_pass(uow: UnitOfWork, flows: CaseFlows) -> None:
+    """Send the optimistic pass's pending writes: its new cases (ids reserved up front) and the case and citizen
+    changes its events left for one flush, then its ledger lines (their foreign keys are those cases) in one
+    statement. A value the database refuses, or a case a concurrent batch created first, cannot be traced to its
+    event here, so the pass is run again with SAVEPOINTs, which write each event's changes alone."""
     try:
+        cases.insert_new_cases(uow.session)
         uow.session.flush()
+        flows.scoring.write_pending(uow)
     except (DataError, IntegrityError) as exc:
         raise _NeedSavepoints from exc
     except OperationalError as exc:
@@ -412,9 +424,9 @@ class _Batch:
     def load(self, pks: list[int], case_ids: set[str]) -> None:
         """Lock the batch's rows and its cases' failed ones (id order), then lock its cases and load its citizens."""
         session = self.uow.session
-        who: ColumnElement[bool] = InboxEvent.id.in_(pks)
+        who: ColumnElement[bool] = one_of(session, InboxEvent.id, pks)
         if case_ids:
-            who = who | (InboxEvent.case_id.in_(case_ids) & (InboxEvent.status == FAILED))
+            who = who | (one_of(session, InboxEvent.case_id, case_ids) & (InboxEvent.status == FAILED))
         cols = (InboxEvent.id, InboxEvent.event_id, InboxEvent.type, InboxEvent.case_id, InboxEvent.occurred_at)
         stmt = select(*cols, InboxEvent.payload, InboxEvent.status, InboxEvent.attempts, InboxEvent.error)
         for r in session.execute(stmt.where(who).order_by(InboxEvent.id).with_for_update()):
@@ -423,6 +435,9 @@ class _Batch:
                 self.failing.add(row.case_id)
         openids = {openid for pk in pks if (openid := _reporter_openid(self.rows[pk].raw())) is not None}
         cases.preload(session, case_ids, openids)
+        if not self.careful:  # optimistic: the new cases' ids in one statement, the cases in one INSERT at the end
+            reported = {r.case_id for r in self.rows.values() if r.type == REPORT and r.case_id in case_ids}
+            cases.reserve_case_ids(session, sum(1 for c in reported if cases.find_case(session, c) is None))
 
     def failed_of(self, case_id: str) -> list[_Row]:
         """The case's failed rows, oldest first (as the one-at-a-time path ordered them)."""
@@ -453,7 +468,7 @@ class _Batch:
             if r.changed
         ]
         if changed:
-            self.uow.session.execute(update(InboxEvent), changed)
+            update_rows(self.uow.session, InboxEvent.__table__, changed)
             for row in changed:  # the bulk UPDATE shows no ORM object to the metrics listener: note the results
                 note_on_commit(self.uow.session, "intake", str(row["status"]))
         cases.forget_preloaded(self.uow.session)

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import json
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Engine, Executable, MetaData, Result, bindparam, create_engine, event, insert, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Engine,
+    Executable,
+    Float,
+    Integer,
+    MetaData,
+    Result,
+    String,
+    Text,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -152,6 +175,148 @@ def insert_or_ignore_object(
     return session.scalars(stmt).one_or_none()
 
 
+# -- many rows in one statement ----------------------------------------------------------------------------------
+#
+# PostgreSQL: the rows as one JSON parameter, `INSERT … SELECT … FROM json_to_recordset(…)`: one short statement
+# whatever the number of rows, so SQLAlchemy compiles it once and psycopg converts it once (a multi-row VALUES of a
+# hundred rows is a new, long text every time, parsed placeholder by placeholder; array parameters are escaped
+# element by element in Python), and the rows are encoded by the C JSON encoder. The record's columns are unsized
+# types: the column's own assignment cast then refuses an over-long value as a single-row INSERT would. Elsewhere
+# (SQLite), or for a column type not mapped here, an executemany as before.
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}  # (kind, table, columns, …) -> the statement built for it
+
+
+def _record_type(column: Any) -> str | None:
+    """The unsized PostgreSQL type a column's value is read as from JSON, or None when it is not one handled here."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return "timestamp"  # naive UTC, as UTCDateTime stores it
+    if isinstance(kind, Boolean):
+        return "boolean"
+    if isinstance(kind, BigInteger):
+        return "bigint"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, String):  # Text too
+        return "text"
+    if isinstance(kind, Float):
+        return "double precision"  # json.dumps writes a float's shortest round-trip form: the same double
+    if isinstance(kind, JSON):
+        return "json"  # the value nested as JSON, not as text holding JSON
+    return None
+
+
+_ISO: dict[datetime, str] = {}  # instant -> its UTC text: a batch's rows share a few instants (now, the events')
+
+
+def _json_value(value: object) -> str:
+    """JSON for the values json.dumps has no form for: instants, in UTC (a `timestamp` reads the date and time and
+    ignores the offset, so the text must be UTC; a naive instant is UTC already, as UTCDateTime takes it)."""
+    if isinstance(value, datetime):
+        text = _ISO.get(value)  # equal instants (whatever their zone) share one entry and one UTC text
+        if text is None:
+            if len(_ISO) >= 4096:
+                _ISO.clear()
+            text = _ISO[value] = (value if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+        return text
+    raise TypeError(f"{type(value).__name__} is not written through json_to_recordset")
+
+
+def _record_columns(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> list[Any] | None:
+    """The columns of `rows` when they can go as one JSON parameter (PostgreSQL, every row the same keys, handled
+    types, no Python-side default left out), else None."""
+    if session.get_bind().dialect.name != "postgresql" or not rows:
+        return None
+    keys = rows[0].keys()
+    if any(row.keys() != keys for row in rows):
+        return None
+    columns = [table.c[k] for k in keys]
+    if any(_record_type(c) is None for c in columns):
+        return None
+    if any(c.default is not None and c.name not in keys and not c.primary_key for c in table.c):
+        return None  # an omitted column's default is SQLAlchemy's to apply: the executemany does that
+    return columns
+
+
+def _recordset(columns: list[Any]) -> str:
+    definition = ", ".join(f"{c.name} {_record_type(c)}" for c in columns)
+    return f"json_to_recordset(CAST(:rows AS json)) AS v({definition})"
+
+
+def _rows_param(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_json_value, check_circular=False)
+    return {"rows": text}
+
+
+def one_of(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:values)`: one array parameter and the same statement text
+    whatever the number of values (an expanding IN is rendered anew for each count, and psycopg converts a text of
+    more than 50 placeholders anew every time). Text is compared as text (no sized cast that would truncate)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return cast(ColumnElement[bool], column.in_(values))
+    element = Text() if isinstance(column.type, String) else column.type
+    return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(element))))
+
+
+def insert_rows(
+    session: Session,
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    conflict: Sequence[str] = (),
+    returning: Sequence[str] = (),
+) -> Result[Any] | None:
+    """INSERT `rows` (dicts by column name) into `table` in one statement; `conflict`: ON CONFLICT (these columns)
+    DO NOTHING; `returning`: the columns returned for each row inserted (typed as the table's). Returns the result
+    when `returning`, else None."""
+    columns = _record_columns(session, table, rows)
+    if columns is None:
+        dialect_insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = dialect_insert(table)
+        if conflict:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
+        if returning:
+            stmt = stmt.returning(*(table.c[c] for c in returning))
+        result = session.execute(stmt, list(rows))
+        return result if returning else None
+    key = ("insert", table.name, tuple(c.name for c in columns), tuple(conflict), tuple(returning))
+    text_stmt = _STATEMENTS.get(key)
+    if text_stmt is None:
+        names = ", ".join(c.name for c in columns)
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(columns)}"
+        if conflict:
+            sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        text_stmt = text(sql)
+        if returning:
+            text_stmt = text(f"{sql} RETURNING {', '.join(returning)}").columns(*(table.c[c] for c in returning))
+        _STATEMENTS[key] = text_stmt
+    result = session.execute(text_stmt, _rows_param(rows))
+    return result if returning else None
+
+
+def update_rows(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """UPDATE `table` by primary key from `rows` (dicts by column name, each with the primary key) in one
+    statement (PostgreSQL: `UPDATE … FROM json_to_recordset(…)`; elsewhere an executemany)."""
+    pk = table.primary_key.columns[0]
+    columns = _record_columns(session, table, rows)
+    if columns is None:
+        session.execute(update(table).where(pk == bindparam(f"b_{pk.name}")), [_rename(row, pk.name) for row in rows])
+        return
+    key = ("update", table.name, tuple(c.name for c in columns))
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        sets = ", ".join(f"{c.name} = v.{c.name}" for c in columns if c is not pk)
+        match = f"{table.name}.{pk.name} = v.{pk.name}"
+        stmt = _STATEMENTS[key] = text(f"UPDATE {table.name} SET {sets} FROM {_recordset(columns)} WHERE {match}")
+    session.execute(stmt, _rows_param(rows))
+
+
+def _rename(row: dict[str, Any], pk: str) -> dict[str, Any]:
+    """A row for the executemany UPDATE: its primary key bound as b_<pk> (a column's own name is the SET value)."""
+    return {(f"b_{k}" if k == pk else k): v for k, v in row.items()}
+
+
 # -- rows written later, together --------------------------------------------------------------------------------
 
 _PENDING = "rewards.pending_rows"  # session.info key: [(model, values), ...] not yet sent
@@ -222,7 +387,7 @@ def flush_rows(
                 session.execute(_update_statement(_table(target.obj), values, "v_"), _update_params(target, values))
         for target, rows in groups.items():
             if not isinstance(target, _Update):
-                session.execute(insert(target), rows)
+                insert_rows(session, _table(target), rows)
         result = session.execute(final, params) if final is not None else None
     else:
         stmt = _ride_along(final, pending, reusable=final is None or params is not None)

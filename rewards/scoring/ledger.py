@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Executable, ForeignKey, Integer, String, Table, Text, UniqueConstraint, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column
 
 from rewards.cases.models import Citizen
-from rewards.db import Base, UTCDateTime, flush_rows
+from rewards.db import Base, UTCDateTime, flush_rows, insert_rows
 from rewards.scoring.model import RULE_VALID_REPORT, AwardDecision, EntryFacts
 from rewards.scoring.rules import is_eligible
 
@@ -80,6 +80,74 @@ def _insert_statement(dialect: str) -> Executable:
     return stmt
 
 
+class PendingLedger:
+    """A batch's ledger lines, written together at its end: one INSERT … ON CONFLICT (case_pk, rule) DO NOTHING
+    RETURNING for all of them (`db.insert_rows`: one JSON parameter on PostgreSQL), after the batch's cases.
+
+    Until then the batch's reads of the ledger see them as if written: the daily award count and a case's lines
+    (a void in the same batch reverses them). Nothing else writes ledger lines in the batch's transaction meanwhile,
+    so a citizen's committed count for a day is read once per batch and the batch's own lines added to it.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []  # the rows to INSERT, by column name, in decision order
+        self.known: dict[int, Citizen] = {}  # citizens loaded (and locked with their cases) by the batch
+        self._by_case: dict[int, list[dict[str, Any]]] = {}
+        self._stored_counts: dict[tuple[int, str, datetime, datetime], int] = {}
+
+    def add(self, decision: AwardDecision, week: str, now: datetime, known: Citizen | None = None) -> None:
+        """Queue the decided line (a second line for the same (case, rule) is dropped, as the INSERT would)."""
+        same_case = self._by_case.setdefault(decision.case_pk, [])
+        if any(line["rule"] == decision.rule for line in same_case):
+            return
+        line = {
+            "citizen_id": decision.citizen_id,
+            "case_pk": decision.case_pk,
+            "rule": decision.rule,
+            "points": decision.points,
+            "week": week,
+            "reason": decision.reason,
+            "created_at": now,
+        }
+        self.lines.append(line)
+        same_case.append(line)
+        if known is not None:
+            self.known[known.id] = known
+
+    def lines_for_case(self, case_pk: int) -> list[tuple[int, str, int]]:
+        """The case's queued lines as (citizen_id, rule, points)."""
+        return [(line["citizen_id"], line["rule"], line["points"]) for line in self._by_case.get(case_pk, [])]
+
+    def awards_on_day(self, session: Session, citizen_id: int, start: datetime, end: datetime, rule: str) -> int:
+        """`count_awards_on_day` counting this batch's queued awards too (the committed count read once)."""
+        key = (citizen_id, rule, start, end)
+        stored = self._stored_counts.get(key)
+        if stored is None:
+            with session.no_autoflush:  # ledger rows are never ORM objects: the batch's pending cases may wait
+                stored = self._stored_counts[key] = count_awards_on_day(session, citizen_id, start, end, rule)
+        queued = sum(
+            1
+            for line in self.lines
+            if line["citizen_id"] == citizen_id
+            and line["rule"] == rule
+            and line["points"] > 0
+            and start <= line["created_at"] < end
+        )
+        return stored + queued
+
+    def write(self, session: Session) -> list[EntryFacts]:
+        """Insert the queued lines (after the batch's cases and citizens are flushed); return the rows inserted, as
+        the boards apply them (a line whose (case, rule) already had a row is not returned: nothing to apply)."""
+        if not self.lines:
+            return []
+        table = cast(Table, LedgerEntry.__table__)
+        result = insert_rows(session, table, self.lines, conflict=("case_pk", "rule"), returning=tuple(table.c.keys()))
+        assert result is not None
+        rows = result.all()
+        self.lines, self._by_case = [], {}
+        return facts_for_entries(session, rows, list(self.known.values()))
+
+
 def entries_for_case(session: Session, case_pk: int) -> Sequence[LedgerEntry]:
     """Return a case's ledger rows in order."""
     return session.scalars(select(LedgerEntry).where(LedgerEntry.case_pk == case_pk).order_by(LedgerEntry.id)).all()
@@ -118,7 +186,22 @@ def count_awards_on_day(
     return int(session.execute(stmt).scalar_one())
 
 
-def entry_facts(entry: LedgerEntry, district: str | None, eligible: bool) -> EntryFacts:
+class _Entry(Protocol):
+    """A ledger row as read: an ORM entry or a Core row RETURNed by an INSERT."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def citizen_id(self) -> int: ...
+    @property
+    def points(self) -> int: ...
+    @property
+    def week(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def entry_facts(entry: _Entry, district: str | None, eligible: bool) -> EntryFacts:
     """Return the frozen view of a committed entry that the leaderboards apply."""
     return EntryFacts(
         entry_id=entry.id,
@@ -131,9 +214,7 @@ def entry_facts(entry: LedgerEntry, district: str | None, eligible: bool) -> Ent
     )
 
 
-def facts_for_entries(
-    session: Session, entries: Sequence[LedgerEntry], known: Sequence[Citizen] = ()
-) -> list[EntryFacts]:
+def facts_for_entries(session: Session, entries: Sequence[_Entry], known: Sequence[Citizen] = ()) -> list[EntryFacts]:
     """Return EntryFacts for entries, with each citizen's district and prize eligibility.
 
     `known`: citizens already loaded in this session (e.g. the case's reporter, locked with it): not read again.

@@ -15,6 +15,7 @@ from rewards.scoring import ledger
 from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.model import (
     RULE_RATING_AWARD,
+    RULE_VALID_REPORT,
     AwardDecision,
     CaseFacts,
     CategoryRule,
@@ -56,9 +57,11 @@ class ScoringService:
         self.tz = tz
         self.clock = clock
         self.sink = sink
+        # set on a batch's own copy (intake): its lines are written together by `write_pending`, not one by one
+        self.pending: ledger.PendingLedger | None = None
 
     def award_filed(self, uow: UnitOfWork, case: Case) -> LedgerEntry | NoAward | None:
-        """Award a case filed as valid; None when it was already awarded (replay)."""
+        """Award a case filed as valid; None when it was already awarded (replay) or is queued (`pending`)."""
         decision = self.decide_filed(uow, case)
         if isinstance(decision, NoAward):
             return decision
@@ -71,13 +74,12 @@ class ScoringService:
         awards_today = 0
         if self.rules.daily_award_limit is not None and facts.reporter is not None:
             start = datetime.combine(local_day(self.clock.now(), self.tz), time.min, tzinfo=self.tz)
-            awards_today = ledger.count_awards_on_day(
-                uow.session, facts.reporter.citizen_id, start, start + timedelta(days=1)
-            )
+            awards_today = self._awards_on_day(uow, facts.reporter.citizen_id, start, RULE_VALID_REPORT)
         return award_on_filing(facts, self.rules, awards_today)
 
     def write_award(self, uow: UnitOfWork, decision: AwardDecision, known: Citizen | None = None) -> LedgerEntry | None:
-        """Write a decided award once (None: already written); the boards learn of it after commit.
+        """Write a decided award once (None: already written, or queued for `write_pending`); the boards learn of
+        it after commit.
 
         `known`: the citizen, already loaded and locked with the case (its district and eligibility are current).
         """
@@ -88,9 +90,7 @@ class ScoringService:
         if self.rules.rating_award_points <= 0:
             return NoAward(RATING_AWARD_OFF)  # off: no query, no ledger line
         start = datetime.combine(local_day(self.clock.now(), self.tz), time.min, tzinfo=self.tz)
-        today = ledger.count_awards_on_day(
-            uow.session, citizen_id, start, start + timedelta(days=1), rule=RULE_RATING_AWARD
-        )
+        today = self._awards_on_day(uow, citizen_id, start, RULE_RATING_AWARD)
         decision = award_on_rating(case.id, case.case_id, citizen_id, self.rules, today)
         if isinstance(decision, NoAward):
             return decision
@@ -98,14 +98,42 @@ class ScoringService:
 
     def reverse_voided(self, uow: UnitOfWork, case: Case) -> LedgerEntry | None:
         """Write the reversal that nets a voided case to zero; None when nothing is left to reverse."""
-        lines = [(e.citizen_id, e.rule, e.points) for e in ledger.entries_for_case(uow.session, case.id)]
+        if self.pending is None:
+            stored = ledger.entries_for_case(uow.session, case.id)
+        else:  # the batch's lines are not written yet: its own lines of the case (filed earlier in it) count too
+            with uow.session.no_autoflush:  # ledger rows are never ORM objects: the batch's pending cases may wait
+                stored = ledger.entries_for_case(uow.session, case.id)
+        lines = [(e.citizen_id, e.rule, e.points) for e in stored]
+        if self.pending is not None:
+            lines += self.pending.lines_for_case(case.id)
         decision = reversal_on_void(case.id, case.case_id, lines)
         if decision is None:
             return None
         return self._write(uow, decision, case.reporter)
 
+    def write_pending(self, uow: UnitOfWork) -> int:
+        """Write the batch's queued lines in one statement (after its cases are flushed: they are the lines' foreign
+        keys); the rows inserted reach the boards after commit. Returns how many were inserted."""
+        if self.pending is None:
+            return 0
+        facts = self.pending.write(uow.session)
+        if facts:
+            sink = self.sink
+            uow.after_commit(lambda: sink.apply(facts))
+        return len(facts)
+
+    def _awards_on_day(self, uow: UnitOfWork, citizen_id: int, start: datetime, rule: str) -> int:
+        """A citizen's positive awards of `rule` on the local day beginning at `start` (a batch's queued ones too)."""
+        end = start + timedelta(days=1)
+        if self.pending is not None:
+            return self.pending.awards_on_day(uow.session, citizen_id, start, end, rule)
+        return ledger.count_awards_on_day(uow.session, citizen_id, start, end, rule=rule)
+
     def _write(self, uow: UnitOfWork, decision: AwardDecision, known: Citizen | None = None) -> LedgerEntry | None:
         now = self.clock.now()
+        if self.pending is not None:
+            self.pending.add(decision, str(week_of(now, self.tz)), now, known)
+            return None
         entry = ledger.insert_entry(uow.session, decision, str(week_of(now, self.tz)), now)
         if entry is not None:
             facts = ledger.facts_for_entries(uow.session, [entry], [known] if known is not None else [])

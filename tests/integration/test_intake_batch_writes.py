@@ -32,8 +32,8 @@ def test_a_batch_sends_its_status_changes_together(container: Container, db_engi
         outcome = svc.receive(handling("H", 5))
     assert [r.result for r in outcome.results] == ["applied"] * 25
     updates = [s for s in seen if s.startswith("UPDATE cases")]
-    # 25 status changes of 5 cases: the verdicts' UPDATEs go before each ledger read, the handling's in one flush
-    # at the batch's end (one executemany per set of columns changed), not one UPDATE per status change
+    # 25 status changes of 5 cases: the verdicts' and the handling's UPDATEs in one flush at the batch's end (the ledger
+    # lines are deferred too) (one executemany per set of columns changed), not one UPDATE per status change
     assert len(updates) <= 5 + 2, "\n".join(seen)
     with container.read() as s:
         cases = s.scalars(select(Case).where(Case.case_id.like("H%")).order_by(Case.case_id)).all()

@@ -23,13 +23,14 @@ from tests.fakes.sinks import RecordingSink
 from tests.integration.test_intake_webhook import changed, submitted
 
 # a batch of 100 (50 reports by known citizens + their 50 `filed`), second batch on a warm pool: BEGIN, the multi-row
-# inbox INSERT, COMMIT; BEGIN, the inbox rows locked, the cases locked, the citizens; per report an INSERT of the
-# case, per verdict its UPDATE and its ledger INSERT; the batch's history rows, then its audit rows (one executemany
-# each: they do not ride along with every ledger INSERT, whose statement then compiles once); the inbox outcomes;
-# COMMIT. The same on both databases
+# inbox INSERT, COMMIT; BEGIN, the inbox rows locked, the cases locked, the citizens; PostgreSQL: the 50 new cases'
+# ids from the sequence in one SELECT, then at the batch's end its cases (filed: the verdicts' changes are in the
+# INSERT), its ledger lines (one INSERT … RETURNING), the inbox outcomes, its history rows, its audit rows (one
+# executemany each); COMMIT. SQLite (no sequence): per report an INSERT of the case (to learn its id), per verdict
+# its UPDATE, then the ledger lines in one statement at the end as on PostgreSQL
 BATCH_OF_100_STATEMENTS = {
-    "postgresql": 2 + 1 + 3 + 50 + 50 + 50 + 2 + 1 + 2,
-    "sqlite": 2 + 1 + 3 + 50 + 50 + 50 + 2 + 1 + 2,
+    "postgresql": 2 + 1 + 3 + 1 + 1 + 1 + 1 + 2 + 2,
+    "sqlite": 2 + 1 + 3 + 50 + 50 + 1 + 1 + 2 + 2,
 }
 _ids = itertools.count()
 
