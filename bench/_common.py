@@ -4,8 +4,10 @@
 
 Time-bound GET phases (standing, the bare endpoint) run under wrk (`apt-get install wrk`: C, one epoll thread,
 a Lua script cycling through the paths; ~40 µs of CPU a request against ~120 µs for the Python client below,
-and no asyncio wake-up inside the measured latency). Without wrk they fall back to the Python client, with a
-warning on stderr. Locust was not adopted: it is Python too (gevent), so on 2 CPUs its own CPU would be taken
+and no asyncio wake-up inside the measured latency). Time-bound POST phases (the verdicts) run under wrk too, each
+request sent exactly once and every one sent answered before wrk stops (WRK_POST_SCRIPT): the Python client took
+0.2-0.5 ms of CPU a verdict from the 2 cores the service runs on. Without wrk they fall back to the Python client,
+with a warning on stderr. Locust was not adopted: it is Python too (gevent), so on 2 CPUs its own CPU would be taken
 from the service it measures, which is what replacing the Python client is for.
 
 The Python client: a raw asyncio HTTP/1.1 keep-alive client (one request in flight per connection,
@@ -31,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -283,6 +286,131 @@ def wrk_load(wrk: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- wrk for the POST phases (verdicts): every request exactly once ---------------------------------------------
+
+# args: the file of requests ("<path>\t<body>" a line), the time bound in seconds, then "Name: value" headers.
+# One thread: `sent` counts the requests handed out, each request of the file at most once. Once all are sent (or
+# the time bound has passed, noticed in response()), request() hands out an empty write: the connection then waits
+# idle, and the thread stops when the last request sent is answered, so no request is ever left unanswered (each
+# answered verdict must have left exactly one ledger entry). Statuses and errors are counted as in WRK_SCRIPT.
+WRK_POST_SCRIPT = r"""
+local reqs, headers, threads, bound, started, probed = {}, {}, {}, 0, 0, false
+sent, answered, ok, other, bad, closing = 0, 0, 0, "", "", false
+function setup(thread) threads[#threads + 1] = thread end
+function init(args)
+  for line in io.lines(args[1]) do
+    local path, body = string.match(line, "^([^\t]*)\t(.*)$")
+    reqs[#reqs + 1] = {path, body}
+  end
+  bound = tonumber(args[2])
+  for k = 3, #args do
+    local name, value = string.match(args[k], "^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
+  started = os.time()
+end
+function request()
+  if not probed then  -- wrk's first call, at start-up, only parses the request (to count a pipeline's): not sent
+    probed = true
+    return wrk.format("POST", reqs[1][1], headers, reqs[1][2])
+  end
+  if closing or sent >= #reqs then return "" end  -- nothing left to send: this connection idles until the stop
+  sent = sent + 1
+  return wrk.format("POST", reqs[sent][1], headers, reqs[sent][2])
+end
+function response(status, _, body)
+  answered = answered + 1
+  if status == 200 then ok = ok + 1
+  else
+    other = other .. " " .. status
+    if #bad < 1500 then bad = bad .. "\030" .. status .. " " .. string.sub(body or "", 1, 300) end
+  end
+  if bound > 0 and os.time() - started >= bound then closing = true end
+  if answered >= sent and (closing or sent >= #reqs) then
+    wrk.thread:stop()
+    io.write("WRK-STOPPED\n")  -- wrk's main thread sleeps for all of -d: the caller interrupts it (SIGINT)
+    io.flush()
+  end
+end
+local function quoted(text) return '"' .. string.gsub(text, '[%c"\\]', " ") .. '"' end
+function done(summary, latency, _)
+  local n, s, a, codes, errs = 0, 0, 0, {}, {}
+  for _, t in ipairs(threads) do
+    n, s, a = n + t:get("ok"), s + t:get("sent"), a + t:get("answered")
+    codes[#codes + 1] = t:get("other")
+    for e in string.gmatch(t:get("bad"), "\030([^\030]*)") do errs[#errs + 1] = quoted(e) end
+  end
+  local e = summary.errors
+  io.write(string.format('WRK-JSON {"requests": %d, "us": %d, "p50_us": %d, "p99_us": %d, "ok": %d, "other": %s,'
+    .. ' "errors": [%s], "socket_errors": %d, "sent": %d, "answered": %d}\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), n, quoted(table.concat(codes, " ")), table.concat(errs, ", "),
+    e.connect + e.read + e.write + e.timeout, s, a))
+end
+"""
+WRK_POST_GRACE_SECONDS = 600  # wrk's own -d: a hang guard only (the script stops once every request is answered)
+
+
+def wrk_post_load(wrk: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run a POST phase under wrk: each of spec["requests"] sent once, in order over the connections, until all
+    are answered (or no new one after max_seconds); return the figures of the Python client's result."""
+    bound = spec.get("max_seconds")
+    requests: list[list[str]] = spec["requests"]
+    if not requests:
+        raise ValueError("a POST phase needs at least one request")
+    for path, body in requests:
+        if "\t" in path or "\n" in path or "\n" in body or "\r" in body:
+            raise ValueError(f"a request wrk cannot carry in its line file: {path!r}")
+    with TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        lines, script = Path(tmp) / "requests.txt", Path(tmp) / "post.lua"
+        lines.write_text("".join(f"{path}\t{body}\n" for path, body in requests), encoding="utf-8")
+        script.write_text(WRK_POST_SCRIPT, encoding="utf-8")
+        headers = [f"{k}: {v}" for k, v in {**spec.get("headers", {}), "Content-Type": "application/json"}.items()]
+        url = f"http://{spec['host']}:{spec['port']}"
+        seconds = (int(float(bound)) if bound is not None else 0) + WRK_POST_GRACE_SECONDS
+        command = [wrk, "-t1", f"-c{int(spec['concurrency'])}", f"-d{seconds}s", "--timeout", "60s",
+                   "-s", str(script), url, "--", str(lines), str(int(float(bound or 0))), *headers]  # fmt: skip
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout is not None
+            seen: list[str] = []
+            for out_line in iter(proc.stdout.readline, ""):
+                if out_line.startswith("WRK-STOPPED"):
+                    break
+                seen.append(out_line)
+            if proc.poll() is None:
+                # the thread stopped (all answered): end wrk's sleep; its summary counts the time up to here (~1 ms
+                # late, a pipe's read), and its done() prints the figures
+                proc.send_signal(signal.SIGINT)
+            rest, err = proc.communicate(timeout=120)
+            stdout = "".join(seen) + rest
+    line = next((x for x in stdout.splitlines() if x.startswith("WRK-JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{stdout[-2000:]}\n{err[-2000:]}")
+    out: dict[str, Any] = json.loads(line.removeprefix("WRK-JSON "))
+    statuses = {"200": out["ok"]} if out["ok"] else {}
+    for code in out["other"].split():
+        statuses[code] = statuses.get(code, 0) + 1
+    if out["socket_errors"] or out["answered"] != out["sent"]:
+        # a request without an answer (a socket error, or wrk's guard stopped it): its verdict may or may not have
+        # landed, so the phase cannot be checked against the ledger; only_ok() refuses it
+        statuses["socket errors or unanswered"] = out["socket_errors"] + out["sent"] - out["answered"]
+    took = out["us"] / 1e6
+    answered = int(out["answered"])
+    return {
+        "offered": len(requests),
+        "sent": int(out["sent"]),
+        "done": answered,
+        "seconds": took,
+        "rate": answered / took if took > 0 else 0.0,
+        "p50_ms": out["p50_us"] / 1000,
+        "p99_ms": out["p99_us"] / 1000,
+        "statuses": dict(sorted(statuses.items())),
+        "errors": out["errors"][:5],
+        "applied": 0,
+        "failed": 0,
+        "generator": "wrk",
+    }
+
+
 # -- the service under uvicorn (started by bench/e2e.py) ---------------------------------------------------------
 
 
@@ -342,14 +470,18 @@ class Service:
 
 
 def load(port: int, spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one load phase in a second process and return its figures: wrk for a time-bound GET phase when it is
-    installed, else the Python client (bench/_common.py)."""
+    """Run one load phase in a second process and return its figures: wrk for a time-bound GET or POST phase when
+    it is installed, else the Python client (bench/_common.py)."""
     spec = {"host": "127.0.0.1", "port": port, **spec}
     bound = spec.get("max_seconds")
     if spec["kind"] == "get" and bound is not None:
         wrk = wrk_binary()
         if wrk is not None:
             return wrk_load(wrk, spec)
+    if spec["kind"] == "post" and bound is not None and not spec.get("warmup"):
+        wrk = wrk_binary()
+        if wrk is not None:
+            return wrk_post_load(wrk, spec)
     done = subprocess.run(
         [sys.executable, str(BENCH / "_common.py")],
         input=json.dumps(spec, ensure_ascii=False),

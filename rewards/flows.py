@@ -117,9 +117,7 @@ class CaseFlows:
             updated_at=now,
         )
         case.reporter = reporter
-        session.add(case)
-        session.flush()
-        cases.remember_case(session, case)
+        cases.add_case(session, case)  # its id: reserved by a set-based batch, else from its INSERT now
         cases.queue_history(
             session,
             case,
@@ -133,14 +131,26 @@ class CaseFlows:
         uow.step_done()
         return case, True
 
-    def verdict(self, uow: UnitOfWork, command: GiveVerdict, actor: Actor, event_id: str | None = None) -> Case:
-        """Apply the command center's verdict: valid files the case and awards; the same verdict again is a no-op."""
+    def verdict(
+        self,
+        uow: UnitOfWork,
+        command: GiveVerdict,
+        actor: Actor,
+        event_id: str | None = None,
+        *,
+        answer_timeline: bool = False,
+    ) -> Case:
+        """Apply the command center's verdict: valid files the case and awards; the same verdict again is a no-op.
+
+        answer_timeline=True: the caller answers with the case's timeline (`cases.timeline`), which the locked read
+        then brings along (completed with this verdict's step) where it can, instead of a read after the writes.
+        """
         case_id, verdict, duplicate_of = command.case_id, command.verdict, command.duplicate_of
         reason, occurred_at, department = command.reason, command.occurred_at, command.department
         if verdict not in VERDICTS:
             raise Invalid(f"verdict must be one of {', '.join(VERDICTS)}", code="unknown_verdict")
         session = uow.session
-        case = cases.get_case(session, case_id, lock=True)
+        case = cases.get_case(session, case_id, lock=True, timeline=answer_timeline)
         if verdict == "duplicate":
             self._check_duplicate_of(uow, case, duplicate_of)
         elif duplicate_of is not None:
@@ -166,6 +176,7 @@ class CaseFlows:
             uow, case, target, when, actor, note=reason, department=department, event_id=event_id, changes=changes,
             queued=queued,
         )  # fmt: skip
+        cases.timeline_step(session, case.id, (target, to_utc(when), department, reason, True))  # as _move wrote it
         if queued:
             note_on_commit(session, "verdict", verdict)  # no ORM flush shows this verdict to the metrics' listener
         cases.queue_audit(session, self.clock.now(), actor.name, f"verdict:{verdict}", case_id, reason)
@@ -313,7 +324,8 @@ class CaseFlows:
             raise Invalid("the verdict 'duplicate' needs duplicate_of (the first report's case id)")
         if duplicate_of == case.case_id:
             raise Invalid("a case cannot be a duplicate of itself", code="self_duplicate")
-        original = cases.get_case(uow.session, duplicate_of)
+        with uow.session.no_autoflush:  # a read of a committed case (or one this batch created: remembered, no query)
+            original = cases.get_case(uow.session, duplicate_of)
         if (original.reported_at, original.id) > (case.reported_at, case.id):
             raise Conflict(
                 f"{duplicate_of!r} was reported after {case.case_id!r}: only the first reporter earns, "

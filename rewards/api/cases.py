@@ -80,7 +80,8 @@ def give_verdict(case_id: str, body: VerdictIn, db: Db, flows: Flows, who: Valid
     """Valid files the case and awards its reporter; invalid and duplicate refuse it."""
     command = GiveVerdict(case_id, body.verdict, duplicate_of=body.duplicate_of, reason=body.reason)
     with db.uow() as uow:
-        case = flows.verdict(uow, command, Actor(who.name, "console"))
+        # the timeline comes with the locked read where it can (PostgreSQL), completed with the verdict's step
+        case = flows.verdict(uow, command, Actor(who.name, "console"), answer_timeline=True)
         out = CaseOut.of(case, timeline_out(uow.session, case.id))
     return json_answer(out)
 
