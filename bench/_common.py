@@ -269,13 +269,18 @@ def wrk_load(wrk: str, spec: dict[str, Any]) -> dict[str, Any]:
     done_n = sum(statuses.values())
     if out["socket_errors"]:
         statuses["socket errors"] = out["socket_errors"]
+    return wrk_result(out, int(out["requests"]), int(out["requests"]), done_n, statuses)
+
+
+def wrk_result(out: dict[str, Any], offered: int, sent: int, done: int, statuses: dict[str, int]) -> dict[str, Any]:
+    """The figures of a wrk run (its script's JSON `out`) in the form the Python client reports them."""
     took = out["us"] / 1e6
     return {
-        "offered": out["requests"],
-        "sent": out["requests"],
-        "done": done_n,
+        "offered": offered,
+        "sent": sent,
+        "done": done,
         "seconds": took,
-        "rate": done_n / took if took > 0 else 0.0,
+        "rate": done / took if took > 0 else 0.0,
         "p50_ms": out["p50_us"] / 1000,
         "p99_ms": out["p99_us"] / 1000,
         "statuses": dict(sorted(statuses.items())),
@@ -393,22 +398,7 @@ def wrk_post_load(wrk: str, spec: dict[str, Any]) -> dict[str, Any]:
         # a request without an answer (a socket error, or wrk's guard stopped it): its verdict may or may not have
         # landed, so the phase cannot be checked against the ledger; only_ok() refuses it
         statuses["socket errors or unanswered"] = out["socket_errors"] + out["sent"] - out["answered"]
-    took = out["us"] / 1e6
-    answered = int(out["answered"])
-    return {
-        "offered": len(requests),
-        "sent": int(out["sent"]),
-        "done": answered,
-        "seconds": took,
-        "rate": answered / took if took > 0 else 0.0,
-        "p50_ms": out["p50_us"] / 1000,
-        "p99_ms": out["p99_us"] / 1000,
-        "statuses": dict(sorted(statuses.items())),
-        "errors": out["errors"][:5],
-        "applied": 0,
-        "failed": 0,
-        "generator": "wrk",
-    }
+    return wrk_result(out, len(requests), int(out["sent"]), int(out["answered"]), statuses)
 
 
 # -- the service under uvicorn (started by bench/e2e.py) ---------------------------------------------------------

@@ -33,9 +33,9 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-def insert_entry(session: Session, decision: AwardDecision, week: str, now: datetime) -> LedgerEntry | None:
-    """Insert the decision unless (case, rule) already has a row; return the new row or None (replay)."""
-    values = {
+def line_values(decision: AwardDecision, week: str, now: datetime) -> dict[str, Any]:
+    """A decided award as the ledger row's values by column name (without its id)."""
+    return {
         "citizen_id": decision.citizen_id,
         "case_pk": decision.case_pk,
         "rule": decision.rule,
@@ -44,6 +44,11 @@ def insert_entry(session: Session, decision: AwardDecision, week: str, now: date
         "reason": decision.reason,
         "created_at": now,
     }
+
+
+def insert_entry(session: Session, decision: AwardDecision, week: str, now: datetime) -> LedgerEntry | None:
+    """Insert the decision unless (case, rule) already has a row; return the new row or None (replay)."""
+    values = line_values(decision, week, now)
     stmt = _insert_statement(session.get_bind().dialect.name)
     # RETURNING the whole row instead of reading it back; the flow's queued history/audit rows ride along
     result = flush_rows(session, stmt, {f"e_{column}": value for column, value in values.items()})
@@ -100,15 +105,7 @@ class PendingLedger:
         same_case = self._by_case.setdefault(decision.case_pk, [])
         if any(line["rule"] == decision.rule for line in same_case):
             return
-        line = {
-            "citizen_id": decision.citizen_id,
-            "case_pk": decision.case_pk,
-            "rule": decision.rule,
-            "points": decision.points,
-            "week": week,
-            "reason": decision.reason,
-            "created_at": now,
-        }
+        line = line_values(decision, week, now)
         self.lines.append(line)
         same_case.append(line)
         if known is not None:
