@@ -15,9 +15,10 @@ through HTTP. Measurement hygiene, as a live system would be: after seeding, VAC
 autovacuum or checkpoint of millions of fresh rows during a measured phase), and before the service starts, Redis
 has freed what was unlinked (lazyfree_pending_objects 0).
 
-Load: wrk for the time-bound GET phases (standing, the bare endpoint; install it with `apt-get install wrk`, else
-those phases fall back to the Python client with a warning), the Python client of bench/_common.py for the POST
-phases and for `--tiny` (exact request counts). The service is uvicorn as `rewards serve` runs it
+Load: wrk for the time-bound GET phases (standing, the bare endpoint) and the verdict POSTs (a Lua script sends each
+case's verdict once); install it with `apt-get install wrk`, else those phases fall back to the Python client with a
+warning. The Python client of bench/_common.py sends the signed intake batches and every request of `--tiny`
+(exact request counts). The service is uvicorn as `rewards serve` runs it
 (bench/e2e_app.py).
 
 Phases: seed → rebuild (vs raw ZADD) → weekly close (vs bare SQL, raw ZADD) → uvicorn: standing vs a bare
@@ -477,7 +478,7 @@ class Bench:
         wrk = wrk_binary()
         self.versions = [
             f"PostgreSQL {pg[0] if pg else '?'}, Redis {info['redis_version']}, Python {sys.version.split()[0]}",
-            "load: wrk (time-bound GET phases), the Python client (POST phases)"
+            "load: wrk (time-bound GET phases, verdict POSTs), the Python client (signed intake batches)"
             if wrk and self.s.seconds is not None
             else "load: the Python client (bench/_common.py)",
         ]
