@@ -11,6 +11,7 @@ from sqlalchemy import Row, bindparam, func, inspect, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached
 
+from rewards.cases import lifecycle as lc
 from rewards.cases.models import AuditEntry, Case, CaseHistory, Citizen, CitizenChange
 from rewards.db import add_row, insert_or_ignore_object, insert_rows, note_on_commit, one_of
 from rewards.errors import NotFound
@@ -166,7 +167,7 @@ _UNCHANGED = literal_column("cases.ctid") == (
 )
 _LOCKED_CASE_WITH_TIMELINE = _LOCKED_CASE.add_columns(_UNCHANGED, *(_timeline_array(c) for c in _TIMELINE_COLUMNS))
 _TIMELINES = "rewards.timelines_read"  # session.info key: case pk -> its timeline rows, read with the locked case
-_TRUSTED_STATUS = "reported"  # rewards.cases.lifecycle.REPORTED: the only status a verdict moves a case from
+_TRUSTED_STATUS = lc.REPORTED  # the only status a verdict moves a case from
 
 TimelineRow = tuple[str, datetime, str | None, str | None, bool]
 Timeline = Sequence[TimelineRow] | Sequence[Row[str, datetime, str | None, str | None, bool]]
