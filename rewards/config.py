@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     server_limit_concurrency: int = Field(default=512, ge=1)
     server_timeout_keep_alive_seconds: int = Field(default=5, ge=1)
     server_header_timeout_seconds: float = Field(default=10.0, gt=0)
-    server_max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # uvicorn's h11_max_incomplete_event_size
+    server_max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # rewards.cli.server.HeadLimitsProtocol
     server_backlog: int = Field(default=2048, ge=1)
     server_forwarded_allow_ips: str = "127.0.0.1"
 

@@ -1,4 +1,4 @@
-"""uvicorn as `rewards serve` runs it: its limits from Settings, and a header-read timeout uvicorn lacks.
+"""uvicorn as `rewards serve` runs it: httptools on uvloop, its limits from Settings, and the head limits uvicorn lacks.
 
 uvicorn closes an idle keep-alive connection after `timeout_keep_alive`, but a connection that never sends a
 whole request head (a half-open or slowloris client) is kept for ever, one file descriptor each. The protocol
@@ -15,8 +15,7 @@ import socket
 from functools import cache
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rewards.config import Settings, load_settings
 from rewards.logs import get_logger
@@ -26,15 +25,26 @@ FD_HEADROOM = 64  # file descriptors kept for the database, Redis, logs and the 
 
 
 @cache
-def header_timeout_seconds() -> float:
-    """The header-read timeout of this process (each uvicorn worker reads it from its environment once)."""
-    return load_settings().server_header_timeout_seconds
+def head_limits() -> tuple[float, int]:
+    """This process's request-head limits: (seconds to send one, bytes it may take). Each uvicorn worker reads them
+    from its environment once."""
+    settings = load_settings()
+    return settings.server_header_timeout_seconds, settings.server_max_header_bytes
 
 
-class HeaderTimeoutH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections that take too long to send a request head."""
+class HeadLimitsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (llhttp, a C parser, where h11 parses in Python), with the limits on a request
+    head that uvicorn leaves to h11 or lacks: a connection that has not sent a whole head within the timeout is
+    closed, and a head larger than Settings.server_max_header_bytes is answered 400 (its buffer stays bounded).
+
+    The clock runs while the client owes us a head: from connecting, and from each response on (unless the next
+    head is already in); data trickling in does not reset it. Bytes are counted from where a head is awaited (a
+    chunk holding the end of the previous body and the start of a head counts from the next chunk: bounded by one
+    read, as uvicorn's own buffering is)."""
 
     _header_timer: asyncio.TimerHandle | None = None
+    _awaiting_head = True  # the next bytes belong to a request head not yet complete
+    _head_bytes = 0  # bytes received toward that head
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Turn Nagle off, then start the clock for the first request head."""
@@ -43,30 +53,42 @@ class HeaderTimeoutH11Protocol(H11Protocol):
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
-        """Feed uvicorn; stop the clock once a whole request head has arrived (more data does not reset it)."""
+        """Count a head's bytes, feed uvicorn, refuse a head past the size limit."""
+        if self._awaiting_head:
+            self._head_bytes += len(data)
         super().data_received(data)
-        self._follow_state()
+        if self._awaiting_head and self._head_bytes > head_limits()[1] and not self.transport.is_closing():
+            self._cancel_header_timer()
+            self.send_400_response("Request head too large.")
+
+    def on_headers_complete(self) -> None:
+        """A whole head arrived: stop the clock and the count."""
+        self._awaiting_head = False
+        self._head_bytes = 0
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        """The request is in: what follows is the next head (its clock starts once this request is answered)."""
+        super().on_message_complete()
+        self._awaiting_head = True
+        if self.cycle is not None and self.cycle.response_complete:  # answered before its body ended (413, 401)
+            self._arm_header_timer()
 
     def on_response_complete(self) -> None:
         """After a response, the next request head must arrive in time too (unless it already has)."""
         super().on_response_complete()
-        self._follow_state()
+        if self._awaiting_head and not self.transport.is_closing():
+            self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the clock."""
         self._cancel_header_timer()
         super().connection_lost(exc)
 
-    def _follow_state(self) -> None:
-        """The clock runs exactly while the client owes us a request head (h11: their state is IDLE)."""
-        if self.conn.their_state is not h11.IDLE:
-            self._cancel_header_timer()
-        elif self._header_timer is None and not self.transport.is_closing():
-            self._arm_header_timer()
-
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(header_timeout_seconds(), self._header_timed_out)
+        self._header_timer = self.loop.call_later(head_limits()[0], self._header_timed_out)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -75,7 +97,7 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 
     def _header_timed_out(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._awaiting_head and not self.transport.is_closing():
             self.transport.close()  # nothing was asked, so nothing is answered (nginx does the same, 408 aside)
 
 
@@ -105,10 +127,10 @@ def uvicorn_options(settings: Settings, file_limit: int) -> dict[str, Any]:
     """uvicorn's keyword arguments for the limits in Settings (concurrency kept under the open-files limit)."""
     concurrency = min(settings.server_limit_concurrency, max(1, file_limit - FD_HEADROOM))
     return {
-        "http": HeaderTimeoutH11Protocol,
+        "http": HeadLimitsProtocol,
+        "loop": "uvloop",
         "limit_concurrency": concurrency,
         "timeout_keep_alive": settings.server_timeout_keep_alive_seconds,
-        "h11_max_incomplete_event_size": settings.server_max_header_bytes,
         "backlog": settings.server_backlog,
         "proxy_headers": True,
         "forwarded_allow_ips": settings.server_forwarded_allow_ips,

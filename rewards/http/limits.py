@@ -96,7 +96,7 @@ def too_large(max_bytes: int) -> PayloadTooLarge:
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The Content-Length a request declared (h11 has already refused a malformed one), or None."""
+    """The Content-Length a request declared (the HTTP parser has already refused a malformed one), or None."""
     for name, value in headers:
         if name.lower() == b"content-length" and value.strip().isdigit():
             return int(value)
