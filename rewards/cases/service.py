@@ -352,37 +352,6 @@ def cases_of_citizen(session: Session, citizen_id: int) -> Sequence[Case]:
     return session.scalars(stmt).all()
 
 
-def record_history(
-    session: Session,
-    case: Case,
-    status: str,
-    *,
-    occurred_at: datetime,
-    recorded_at: datetime,
-    actor: str,
-    source: str,
-    department: str | None = None,
-    note: str | None = None,
-    event_id: str | None = None,
-    applied: bool = True,
-) -> CaseHistory:
-    """Append one step to a case's history."""
-    row = CaseHistory(
-        case_pk=case.id,
-        status=status,
-        occurred_at=occurred_at,
-        recorded_at=recorded_at,
-        actor=actor,
-        source=source,
-        department=department,
-        note=note,
-        event_id=event_id,
-        applied=applied,
-    )
-    session.add(row)
-    return row
-
-
 def queue_history(
     session: Session,
     case: Case,
