@@ -33,9 +33,7 @@ import json
 import os
 import random
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,6 +46,7 @@ from typing import Any
 import psycopg
 import redis
 from _common import Row, Service, load, machine_lines, only_ok, replace_block, table, wrk_binary
+from _private import PrivateRun, free_prefix
 
 from rewards import migrate
 from rewards.bootstrap import bootstrap
@@ -249,20 +248,6 @@ def settle_redis(client: redis.Redis, limit_seconds: float = 300.0) -> float:
     return time.perf_counter() - start
 
 
-def free_prefix(client: redis.Redis, prefix: str) -> int:
-    """UNLINK every key of the run's prefix (never DEL: big sorted sets would block the server); return the count."""
-    batch: list[Any] = []
-    freed = 0
-    for key in client.scan_iter(match=f"*{prefix}*", count=10_000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            freed += int(client.unlink(*batch))
-            batch = []
-    if batch:
-        freed += int(client.unlink(*batch))
-    return freed
-
-
 def zadd_timed(raw: redis.Redis, key: str, pairs: Sequence[tuple[Any, Any]], packed: bool) -> float:
     """Pipelined ZADD of (member, score) pairs, CHUNK members per command, 4 commands per round trip; return seconds.
 
@@ -381,21 +366,15 @@ class CommandWatch:
 # -- the run -------------------------------------------------------------------------------------------------------
 
 
-class Bench:
-    """One run: its private database, key prefix, secrets and the rows of the table."""
+class Bench(PrivateRun):
+    """One run: its private database, key prefix and folder (PrivateRun), secrets and the rows of the table."""
 
     def __init__(self, sizes: Sizes, pg_url: str, redis_url: str) -> None:
+        super().__init__("e2e", pg_url, redis_url)
         self.s = sizes
-        self.run = uuid.uuid4().hex[:8]
-        self.db = f"bench_e2e_{self.run}"
-        self.admin_dsn = pg_url
-        self.dsn = pg_url.rsplit("/", 1)[0] + "/" + self.db
-        self.redis_url = redis_url
-        self.prefix = f"e2e{self.run}"
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=300)
         self.raw = redis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=300, protocol=2)
         self.raw.set_response_callback("ZRANGE", lambda response, **_: response)  # flat bytes: fast to read back
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-e2e-{self.run}-"))
         self.token = f"bench-{uuid.uuid4().hex}"
         self.secret = uuid.uuid4().hex
         self.now = datetime.now(UTC)
@@ -406,45 +385,24 @@ class Bench:
         self.notes: list[str] = []
         self.versions: list[str] = []
         self.service: Service | None = None
-        self.created = False
         self.redis_per_citizen = 0.0
         self.one_worker: dict[str, dict[str, Any]] = {}  # load figures at 1 worker, for the 2-worker rows
         self.extra_rows: list[Row] = []  # issue 13's rows, after the table's first rows (whose order tests keep)
         self.growth_rows: list[tuple[int, dict[str, Any]]] = []
 
-    def settings(self) -> Settings:
-        """Settings of the bench process's own container (rebuild, weekly close)."""
-        return Settings(
-            database_url=self.dsn.replace("postgresql://", "postgresql+psycopg://", 1),
-            redis_url=self.redis_url,
-            leaderboard_key_prefix=self.prefix,
-            data_dir=self.tmp,
-            outbox_dir=self.tmp / "outbox",
-        )
-
     def env(self) -> dict[str, str]:
         """REWARDS_* variables of the uvicorn worker."""
-        s = self.settings()
         return {
+            **super().env(),
             "REWARDS_ENVIRONMENT": "production",
-            "REWARDS_DATABASE_URL": s.database_url,
-            "REWARDS_REDIS_URL": self.redis_url,
-            "REWARDS_LEADERBOARD_KEY_PREFIX": self.prefix,
             "REWARDS_API_TOKENS": json.dumps({self.token: {"name": "bench-validator", "role": "validator"}}),
             "REWARDS_INTAKE_SECRET": self.secret,
             "REWARDS_SESSION_SECRET": uuid.uuid4().hex,
             "REWARDS_WECHAT_TOKEN": uuid.uuid4().hex,
-            "REWARDS_DATA_DIR": str(self.tmp),
-            "REWARDS_OUTBOX_DIR": str(self.tmp / "outbox"),
             # every request comes from one loopback address: lift the per-IP limit (the limiter still runs)
             "REWARDS_RATE_LIMIT_PER_IP": str(10**9),
             "REWARDS_RATE_LIMIT_PER_CITIZEN": str(10**9),
         }
-
-    def admin(self, sql: str) -> None:
-        """Run one statement on the admin database (CREATE/DROP DATABASE)."""
-        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
 
     def step(self, label: str, fn: Callable[[], Any]) -> Any:
         """Run one phase and say how long it took (on stderr: stdout is the table)."""
@@ -458,11 +416,7 @@ class Bench:
 
     def prepare(self) -> None:
         """Create and migrate the database, seed it, note the versions."""
-        self.admin(f'CREATE DATABASE "{self.db}"')
-        self.created = True
-        engine = make_engine(self.settings().database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
+        self.create_database()
         self.step("seed PostgreSQL", lambda: seed(self.dsn, self.s, self.now, self.week, self.last_week, self.tz))
         with psycopg.connect(self.dsn) as conn:
             pg = conn.execute("SHOW server_version").fetchone()
@@ -941,13 +895,8 @@ class Bench:
         """Stop the worker, unlink the run's keys, drop the database (each step tried even if another failed)."""
         if self.service is not None:
             self.service.stop()
-        try:
-            freed = free_prefix(self.redis, self.prefix)
-            print(f"[e2e] unlinked {freed:,} keys of prefix {self.prefix}", file=sys.stderr)
-        finally:
-            if self.created:
-                self.admin(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        freed = self.drop()
+        print(f"[e2e] unlinked {freed:,} keys of prefix {self.prefix}", file=sys.stderr)
 
 
 def report(bench: Bench, command: str, seconds: float) -> str:

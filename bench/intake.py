@@ -20,24 +20,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import redis
+from _private import PrivateRun
 
 from intake_adapter.service import IntakeService
-from rewards import migrate
 from rewards.bootstrap import Container, bootstrap
-from rewards.config import Settings
 from rewards.db import make_engine
 
 BENCH = Path(__file__).resolve().parent
@@ -117,48 +112,16 @@ def chunks(events: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, A
         yield events[i : i + size]
 
 
-class Bench:
-    """One run: a private database and key prefix."""
+class Bench(PrivateRun):
+    """One run: a private database, key prefix and folder (PrivateRun)."""
 
     def __init__(self, pg_url: str, redis_url: str) -> None:
-        self.run = uuid.uuid4().hex[:8]
-        self.db = f"bench_intake_{self.run}"
-        self.admin_dsn = pg_url
-        self.dsn = pg_url.rsplit("/", 1)[0] + "/" + self.db
-        self.redis_url = redis_url
-        self.prefix = f"intake{self.run}"
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-intake-{self.run}-"))
+        super().__init__("intake", pg_url, redis_url)
         self.now = datetime.now(UTC)
-        self.created = False
         self.container: Container | None = None
 
-    def settings(self) -> Settings:
-        return Settings(
-            database_url=self.dsn.replace("postgresql://", "postgresql+psycopg://", 1),
-            redis_url=self.redis_url,
-            leaderboard_key_prefix=self.prefix,
-            data_dir=self.tmp,
-            outbox_dir=self.tmp / "outbox",
-        )
-
-    def env(self) -> dict[str, str]:
-        s = self.settings()
-        return {
-            **os.environ,
-            "REWARDS_DATABASE_URL": s.database_url,
-            "REWARDS_REDIS_URL": self.redis_url,
-            "REWARDS_LEADERBOARD_KEY_PREFIX": self.prefix,
-            "REWARDS_DATA_DIR": str(self.tmp),
-            "REWARDS_OUTBOX_DIR": str(self.tmp / "outbox"),
-        }
-
     def prepare(self) -> None:
-        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db}"')  # type: ignore[arg-type]
-        self.created = True
-        engine = make_engine(self.settings().database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
+        self.create_database()
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE bench_bare_inbox (id bigserial PRIMARY KEY, event_id varchar(128) NOT NULL UNIQUE,"
@@ -211,11 +174,11 @@ class Bench:
         events = write_export(export, cases, self.now - timedelta(days=400))
         cmd = [str(Path(sys.executable).parent / "rewards"), "intake", "import", str(export), "--no-progress"]
         start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True, check=False)
+        done = subprocess.run(cmd, cwd=ROOT, env=self.command_env(), capture_output=True, text=True, check=False)
         took = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"import failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
-        again = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True, check=False)
+        again = subprocess.run(cmd, cwd=ROOT, env=self.command_env(), capture_output=True, text=True, check=False)
         if again.returncode != 0 or "0 event(s) applied" not in again.stdout:
             raise RuntimeError(f"a second run changed something: {again.stdout[-2000:]}")
         with psycopg.connect(self.dsn) as conn:
@@ -231,15 +194,8 @@ class Bench:
     def cleanup(self) -> None:
         if self.container is not None:
             self.container.close()
-        client = redis.Redis.from_url(self.redis_url)
-        keys = list(client.scan_iter(match=f"*{self.prefix}*", count=1000))
-        for i in range(0, len(keys), 1000):
-            client.unlink(*keys[i : i + 1000])
-        if self.created:
-            with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')  # type: ignore[arg-type]
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        print(f"[intake] unlinked {len(keys):,} keys, dropped {self.db}", file=sys.stderr)
+        freed = self.drop()
+        print(f"[intake] unlinked {freed:,} keys, dropped {self.db}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

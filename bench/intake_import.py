@@ -26,12 +26,9 @@ import heapq
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -39,11 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import redis
-
-from rewards import migrate
-from rewards.config import Settings
-from rewards.db import make_engine
+from _private import PrivateRun
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRICTS = ["城关区", "七里河区", "西固区", "安宁区", "红古区", "永登县", "皋兰县", "榆中县"]
@@ -172,37 +165,14 @@ def write_export(path: Path, cases: int, start: datetime) -> Export:
     return Export(path, events, cases, verdicts, path.stat().st_size)
 
 
-class Bench:
-    """One run: a fresh database, a private key prefix, a temporary folder."""
+class Bench(PrivateRun):
+    """One run: a fresh database, a private key prefix, a temporary folder (PrivateRun)."""
 
     def __init__(self, pg_url: str, redis_url: str) -> None:
-        self.run = uuid.uuid4().hex[:8]
-        self.db = f"bench_import_{self.run}"
-        self.admin_dsn = pg_url
-        self.dsn = pg_url.rsplit("/", 1)[0] + "/" + self.db
-        self.redis_url = redis_url
-        self.prefix = f"import{self.run}"
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-import-{self.run}-"))
-        self.created = False
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "REWARDS_DATABASE_URL": self.dsn.replace("postgresql://", "postgresql+psycopg://", 1),
-            "REWARDS_REDIS_URL": self.redis_url,
-            "REWARDS_LEADERBOARD_KEY_PREFIX": self.prefix,
-            "REWARDS_DATA_DIR": str(self.tmp),
-            "REWARDS_OUTBOX_DIR": str(self.tmp / "outbox"),
-        }
+        super().__init__("import", pg_url, redis_url)
 
     def prepare(self) -> None:
-        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db}"')  # type: ignore[arg-type]
-        self.created = True
-        settings = Settings(database_url=self.env()["REWARDS_DATABASE_URL"], data_dir=self.tmp)
-        engine = make_engine(settings.database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
+        self.create_database()
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE bench_bare_lines (id bigserial PRIMARY KEY, event_id varchar(128) NOT NULL UNIQUE,"
@@ -240,7 +210,7 @@ class Bench:
         start = time.perf_counter()
         shown = start
         with log.open("w") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=self.command_env(), stdout=out, stderr=subprocess.STDOUT)
             while proc.poll() is None:
                 time.sleep(0.5)
                 if time.perf_counter() - shown >= every:
@@ -257,7 +227,7 @@ class Bench:
         """A second run over the same file from its first line (--restart): it must apply nothing."""
         cmd = [str(Path(sys.executable).parent / "rewards"), "intake", "import", str(export.path), "--no-progress"]
         cmd.append("--restart")
-        done = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True, check=False)
+        done = subprocess.run(cmd, cwd=ROOT, env=self.command_env(), capture_output=True, text=True, check=False)
         if done.returncode != 0 or " 0 event(s) applied" not in done.stdout:
             raise RuntimeError(f"a second run changed something: {done.stdout[-2000:]} {done.stderr[-2000:]}")
         return next(line for line in done.stdout.splitlines() if line.startswith("imported "))
@@ -278,15 +248,8 @@ class Bench:
         return got
 
     def cleanup(self) -> None:
-        client = redis.Redis.from_url(self.redis_url)
-        keys = list(client.scan_iter(match=f"*{self.prefix}*", count=1000))
-        for i in range(0, len(keys), 1000):
-            client.unlink(*keys[i : i + 1000])
-        if self.created:
-            with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')  # type: ignore[arg-type]
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        print(f"[import] unlinked {len(keys):,} keys, dropped {self.db}", file=sys.stderr)
+        freed = self.drop()
+        print(f"[import] unlinked {freed:,} keys, dropped {self.db}", file=sys.stderr)
 
 
 def progress(state: Path, export: Export, seconds: float) -> None:

@@ -19,22 +19,17 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import redis
+from _private import PrivateRun
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from rewards import migrate
 from rewards.app import create_app
 from rewards.bootstrap import bootstrap
-from rewards.config import Settings
 from rewards.db import make_engine
 
 DISTRICTS = ["城关区", "七里河区", "西固区", "安宁区", "红古区", "永登县", "皋兰县", "榆中县"]
@@ -139,30 +134,15 @@ def main() -> None:
     n_cases, n_citizens, weeks = SIZES[size]
     pg = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
-    run = uuid.uuid4().hex[:8]
-    db = f"bench_stats_{run}"
-    dsn = pg.rsplit("/", 1)[0] + "/" + db
-    prefix = f"stats{run}"
-    tmp = Path(tempfile.mkdtemp(prefix=f"bench-stats-{run}-"))
-    with psycopg.connect(pg, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db}"')  # type: ignore[arg-type]
-    client = redis.Redis.from_url(redis_url)
+    private = PrivateRun("stats", pg, redis_url)
+    private.create_database()
     try:
-        url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = make_engine(url)
-        migrate.upgrade(engine)
+        engine = make_engine(private.database_url)
         now = datetime.now(UTC)
         began = time.perf_counter()
-        counts = seed(dsn, n_cases, n_citizens, weeks, now)
+        counts = seed(private.dsn, n_cases, n_citizens, weeks, now)
         seeded = time.perf_counter() - began
-        settings = Settings(
-            database_url=url,
-            redis_url=redis_url,
-            leaderboard_key_prefix=prefix,
-            data_dir=tmp,
-            outbox_dir=tmp / "outbox",
-            rate_limit_per_ip=10**9,
-        )
+        settings = private.settings().model_copy(update={"rate_limit_per_ip": 10**9})
         runs = WARM_RUNS[size]
         c = bootstrap(settings, engine=engine)
         with TestClient(create_app(c)) as http:
@@ -202,12 +182,8 @@ def main() -> None:
         print(f"bare SELECT count(*) FROM cases ({counts['cases']:,} rows) p50 of {runs}  {p50_bare:.4f} s")
         print(f"Target: warm /stats under {TARGET_SECONDS:.0f} s: {'met' if p50 < TARGET_SECONDS else 'NOT met'}.")
     finally:
-        freed = 0
-        for key in client.scan_iter(match=f"*{prefix}*", count=1000):
-            freed += int(client.unlink(key))
-        with psycopg.connect(pg, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')  # type: ignore[arg-type]
-        print(f"dropped {db}, unlinked {freed} Redis keys", file=sys.stderr)
+        freed = private.drop()
+        print(f"dropped {private.db}, unlinked {freed} Redis keys", file=sys.stderr)
 
 
 if __name__ == "__main__":

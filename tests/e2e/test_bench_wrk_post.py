@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,6 +18,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from _common import load, only_ok
+
+from tests.fakes.http_server import serving
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
@@ -54,12 +56,8 @@ class Handler(BaseHTTPRequestHandler):
 def port() -> Iterator[int]:
     Handler.seen.clear()
     Handler.delay = 0.0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as bound:
+        yield bound
 
 
 def spec(requests: list[list[str]], headers: dict[str, str], seconds: float | None = 30) -> dict[str, object]:

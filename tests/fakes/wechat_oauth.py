@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.http_server import start_server
+
 
 @dataclass
 class OAuthStandIn:
@@ -76,6 +78,5 @@ def serve(state: OAuthStandIn) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_server(Handler)
     return server, f"http://127.0.0.1:{server.server_address[1]}/sns/"

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.http_server import start_server
+
 WXA_APP_ID = "wxminiprogram0001"
 WXA_SECRET = "stand-in-wxa-secret-91c3"
 MP_APP_ID = "wxofficialacct001"
@@ -145,7 +147,5 @@ def serve(state: WxaStandIn) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    server = start_server(Handler)
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
