@@ -72,14 +72,20 @@ class HeadLimitsProtocol(HttpToolsProtocol):
         """The request is in: what follows is the next head (its clock starts once this request is answered)."""
         super().on_message_complete()
         self._awaiting_head = True
-        if self.cycle is not None and self.cycle.response_complete:  # answered before its body ended (413, 401)
+        if self._head_owed():  # answered before its body ended (413, 401)
             self._arm_header_timer()
 
     def on_response_complete(self) -> None:
-        """After a response, the next request head must arrive in time too (unless it already has)."""
+        """After a response, the next request head must arrive in time too (unless it already has: a pipelined
+        request, now started, is answered before the clock runs again)."""
         super().on_response_complete()
-        if self._awaiting_head and not self.transport.is_closing():
+        if self._head_owed() and not self.transport.is_closing():
             self._arm_header_timer()
+
+    def _head_owed(self) -> bool:
+        """The client owes us a head: every request received is answered and the next head is not complete.
+        (`cycle` is the latest request's, also while an earlier pipelined one is still being answered.)"""
+        return self._awaiting_head and (self.cycle is None or self.cycle.response_complete)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the clock."""
@@ -97,7 +103,7 @@ class HeadLimitsProtocol(HttpToolsProtocol):
 
     def _header_timed_out(self) -> None:
         self._header_timer = None
-        if self._awaiting_head and not self.transport.is_closing():
+        if self._head_owed() and not self.transport.is_closing():
             self.transport.close()  # nothing was asked, so nothing is answered (nginx does the same, 408 aside)
 
 

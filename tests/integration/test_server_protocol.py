@@ -10,6 +10,7 @@ The whole `rewards serve` is checked against the same limits in tests/e2e/test_l
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import select
 import socket
@@ -37,6 +38,8 @@ async def length_app(
     """A bare ASGI app answering each request with the length of the body it read."""
     if scope["type"] != "http":
         return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(3 * HEAD_TIMEOUT_S)  # longer than the head timeout: no head is owed meanwhile
     size, more = 0, True
     while more:
         message = await receive()
@@ -179,6 +182,12 @@ def test_bodies_of_any_size_and_pipelined_requests_do_not_count_as_head(limited:
         # three pipelined requests in one write: a body, the next head right behind it
         sock.sendall(post(b"a" * 3000) + post(big) + post(b""))
         assert answers(sock, 3) == [b"3000", str(len(big)).encode(), b"0"]
+        # a request answered slowly, alone and pipelined after a quick one: the clock waits for its answer
+        slow = b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+        sock.sendall(slow)
+        assert answers(sock, 1) == [b"2"]
+        sock.sendall(post(b"") + slow)
+        assert answers(sock, 2) == [b"0", b"2"]
 
 
 def test_the_head_clock_runs_only_while_a_head_is_owed(limited: int) -> None:
