@@ -24,6 +24,7 @@ from rewards.scoring.model import EntryFacts
 BATCH = 500  # scripts per pipeline round trip
 Call = Callable[[int], tuple[Script, list[str], list[str | int]]]  # generation -> (script, keys, arguments)
 RETRIES = 5  # generation swaps tolerated in one call (a rebuild swaps once)
+CATCHING_UP = -2  # scripts.STANDING / STANDING_OF: the generation is being caught up after a rebuild's swap
 UNPROFILED = 2  # scripts.APPLY: applied, and the summary holds no profile of the citizen yet (1: it does, 0: replay)
 
 
@@ -33,6 +34,11 @@ class GenerationMoved(RuntimeError):
 
 class BreakerOpen(redis.ConnectionError):
     """Redis failed or hung just before: the call was not even tried (the breaker is open)."""
+
+
+class BoardsCatchingUp(RuntimeError):
+    """A rebuild swapped in new boards and is still catching them up with the ledger: a standing read now could miss
+    entries committed while it streamed, so it is answered from the ledger instead (nothing is broken)."""
 
 
 class BoardsLost(redis.ConnectionError):
@@ -365,10 +371,14 @@ class Boards:
                 keys.board_key(p, gen, keys.weekly_eligible(week)),
                 keys.board_key(p, gen, keys.ALL_TIME),
                 keys.summary_key(p, gen, citizen_id),
+                keys.catchup_key(p),
             ]
             return self.scripts.standing, ks, [gen, m, places, neighbours, week]
 
-        _, weekly, eligible, all_time, summary = self._run([call])[0]
+        reply = self._run([call])[0]
+        if reply[0] == CATCHING_UP:
+            raise BoardsCatchingUp("the leaderboards are being caught up after a rebuild")
+        _, weekly, eligible, all_time, summary = reply
         erank, ecard, last = eligible
         week_points, at_points, el = summary
         return RawStanding(
@@ -391,7 +401,7 @@ class Boards:
             for _ in range(RETRIES):
                 gen = self.generation()
                 ks = self._standing_keys(gen, week)
-                reply = self._evalsha(self.scripts.standing_of, ks, [gen, ks[-1][: -len(keys.ALL_TIME)], openid,
+                reply = self._evalsha(self.scripts.standing_of, ks, [gen, ks[4][: -len(keys.ALL_TIME)], openid,
                                                                      places, neighbours, week])  # fmt: skip
                 if reply[0] != -1:
                     break
@@ -405,6 +415,8 @@ class Boards:
             self.breaker.failure()
             raise
         self.breaker.success()
+        if reply[0] == CATCHING_UP:
+            raise BoardsCatchingUp("the leaderboards are being caught up after a rebuild")
         if reply[0] == 0:
             return None
         _, m, profile, weekly, eligible, all_time = reply
@@ -435,6 +447,7 @@ class Boards:
                 keys.board_key(p, gen, keys.weekly(week)),
                 keys.board_key(p, gen, keys.weekly_eligible(week)),
                 keys.board_key(p, gen, keys.ALL_TIME),
+                keys.catchup_key(p),
             ]
             if len(self._keys_cache) > 64:
                 self._keys_cache.clear()

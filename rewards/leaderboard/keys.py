@@ -61,6 +61,13 @@ def shadow_key(prefix: str) -> str:
     return tag(prefix) + ":shadow"
 
 
+def catchup_key(prefix: str) -> str:
+    """Return the key naming the generation a rebuild swapped in and has not caught up yet ("gen:after_id": the
+    ledger entries past after_id may still be missing from it). Standings are not answered from that generation
+    until the catch-up is done: a rebuild clears the key after its catch-up, the projector after an abandoned one."""
+    return tag(prefix) + ":catchup"
+
+
 def lock_key(prefix: str) -> str:
     """Return the rebuild lock key."""
     return tag(prefix) + ":lock"

@@ -1,6 +1,7 @@
 """The boards are a projection of the ledger; the projector keeps them in line without anyone running a command.
 
-Each pass: (1) if Redis holds no boards (a restart, a flush, a failover) rebuild them; (2) apply every ledger entry
+Each pass: (1) if Redis holds no boards (a restart, a flush, a failover) rebuild them, and finish the catch-up of a
+rebuild that stopped right after swapping its boards in; (2) apply every ledger entry
 past the generation's high-water mark, and again the last `window` entries below it (a transaction can commit
 after a later id was applied; the apply-once script skips what is there already); (3) restate the citizens whose
 eligibility, district or name changed (or who were created) past the generation's change mark (and the last
@@ -28,7 +29,7 @@ from rewards.clock import Clock
 from rewards.db import Database
 from rewards.leaderboard import scores
 from rewards.leaderboard.boards import Boards, GenerationMoved
-from rewards.leaderboard.rebuild import FETCH, RebuildRunning, rebuild
+from rewards.leaderboard.rebuild import FETCH, RebuildRunning, finish_catch_up, rebuild
 from rewards.logs import get_logger
 from rewards.scoring.ledger import LedgerEntry, facts_for_entries
 from rewards.scoring.rules import is_eligible
@@ -110,6 +111,7 @@ class Projector:
                 return self.status
             try:
                 rebuilt = self._rebuild_if_gone()
+                finish_catch_up(self.db, self.boards)  # a rebuild that stopped after its swap: finish its catch-up
                 force = dirty_before or not self.status.ok  # a failed update or pass: re-apply in full
                 applied, ledger_max, high_water, lag_seconds = self._apply_entries(force)
                 applied += self._restate_changes(force)

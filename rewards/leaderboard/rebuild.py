@@ -6,11 +6,15 @@
    (with the profile a standing shows), openid and board placements into generation N's keys. Live readers and
    writers keep using the current generation meanwhile: ranks never disappear.
 3. Swap: one SET of the generation pointer (scripts.SWAP). Every script checks the pointer, so a reader sees the
-   old boards or the new ones, whole; nothing is renamed and no big key is freed synchronously.
+   old boards or the new ones, whole; nothing is renamed and no big key is freed synchronously. The same script
+   sets the catch-up marker (keys.catchup_key): until step 4 is done a standing is answered from the ledger (stale)
+   rather than from new boards that may miss what was committed while the stream ran.
 4. Catch up: entries committed while the stream ran may have been applied to the old generation. Re-apply every
    entry with id > (largest id read - CATCH_UP_WINDOW) through the apply-once script: those already in the new
    generation are skipped by their entry id, the rest land. The window covers transactions that held a smaller
-   id but committed after the stream's snapshot (in flight at the time: far fewer than CATCH_UP_WINDOW).
+   id but committed after the stream's snapshot (in flight at the time: far fewer than CATCH_UP_WINDOW). Then the
+   marker is cleared; a rebuild that died before that leaves it, and the projector's next pass finishes the
+   catch-up (`finish_catch_up`).
 5. Free the old generation with UNLINK (its keys found by SCAN, so strays are freed too), then drop the lock.
 """
 
@@ -515,10 +519,14 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
         n_boards = int(client.hlen(keys.registry_key(prefix, gen)))
         client.set(keys.high_water_key(prefix, gen), max_id)
         client.set(keys.changes_key(prefix, gen), changes)  # citizen changes read with the ledger are in
-        previous = int(boards.scripts.swap(keys=[keys.gen_key(prefix), keys.shadow_key(prefix)], args=[gen]))
+        after = max_id - CATCH_UP_WINDOW
+        marker = f"{gen}:{after}"
+        swap_keys = [keys.gen_key(prefix), keys.shadow_key(prefix), keys.catchup_key(prefix)]
+        previous = int(boards.scripts.swap(keys=swap_keys, args=[gen, marker]))
         boards.forget_generation()
         boards.generation(fresh=True)
-        caught_up = catch_up(db, boards, max_id - CATCH_UP_WINDOW)
+        caught_up = catch_up(db, boards, after)
+        clear_catch_up(client, prefix, marker)
         if previous != gen:
             free_generation(client, prefix, previous)
         log.info("boards rebuilt: generation %s, %s citizens, %s entries", gen, n_citizens, n_entries)
@@ -526,6 +534,38 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
     finally:
         if not lock.release():  # expired during a very slow rebuild: nothing of ours left to release
             log.warning("the rebuild lock had expired before it was released")
+
+
+def clear_catch_up(client: redis.Redis, prefix: str, marker: str) -> None:
+    """Clear the catch-up marker if it is still this one (only a rebuild, holding the lock, sets another)."""
+    if client.get(keys.catchup_key(prefix)) in (marker, marker.encode()):
+        client.unlink(keys.catchup_key(prefix))
+
+
+def finish_catch_up(db: Database, boards: Boards) -> int | None:
+    """Finish a catch-up a rebuild left undone (it died after its swap): re-apply what its marker names and clear it.
+    None when there is nothing to finish or a rebuild is running (it clears its own marker); else the entries read.
+    A marker of another generation than the current one is stale (a later swap replaced it) and is dropped."""
+    client, prefix = boards.redis, boards.prefix
+    raw = client.get(keys.catchup_key(prefix))
+    if raw is None:
+        return None
+    marker = raw.decode() if isinstance(raw, bytes) else str(raw)
+    lock = Lease(client, keys.lock_key(prefix), LOCK_TTL_SECONDS)
+    if not lock.acquire():
+        return None
+    try:
+        if client.get(keys.catchup_key(prefix)) not in (marker, marker.encode()):
+            return None  # finished or replaced meanwhile
+        gen, _, after = marker.partition(":")
+        read = 0
+        if gen == str(boards.generation(fresh=True)):
+            log.warning("finishing the catch-up of leaderboard generation %s (its rebuild stopped after the swap)", gen)
+            read = catch_up(db, boards, int(after))
+        clear_catch_up(client, prefix, marker)
+        return read
+    finally:
+        lock.release()
 
 
 def catch_up(db: Database, boards: Boards, after_id: int) -> int:

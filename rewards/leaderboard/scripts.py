@@ -199,15 +199,18 @@ return {1, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[4], ARGV[5]) or
 """
 
 # KEYS[1] generation pointer  KEYS[2] weekly board  KEYS[3] weekly eligible board  KEYS[4] all-time board
-# KEYS[5] citizen summary
+# KEYS[5] citizen summary  KEYS[6] catch-up marker
 # ARGV[1] generation  ARGV[2] member  ARGV[3] prize places  ARGV[4] neighbours on each side  ARGV[5] ISO week
-# Returns {-1, gen} or {1, weekly, eligible, alltime, summary} with
+# Returns {-1, gen}; {-2} while a rebuild is catching this generation up (keys.catchup_key); or
+# {1, weekly, eligible, alltime, summary} with
 #   weekly/alltime = {rank0 or -1, score or '', card, {above member, score ...}, {below member, score ...}}
 #   eligible = {rank0 or -1, card, score of the last prize place or ''}
 #   summary = {week points or '', all-time points or '', el or ''}
 STANDING = """
 local gen = redis.call('GET', KEYS[1]) or '0'
 if gen ~= ARGV[1] then return {-1, gen} end
+local catching = redis.call('GET', KEYS[6])
+if catching and string.sub(catching, 1, #gen + 1) == gen .. ':' then return {-2} end
 local m, n = ARGV[2], tonumber(ARGV[4])
 local function around(key)
   local r = redis.call('ZRANK', key, m)
@@ -228,10 +231,11 @@ return {1, around(KEYS[2]), eligible, around(KEYS[4]), summary}
 
 # The standing of a citizen named by openid, with everything the answer shows, in one call.
 # KEYS[1] generation pointer  KEYS[2] openid -> member hash  KEYS[3] weekly board  KEYS[4] weekly eligible board
-# KEYS[5] all-time board
+# KEYS[5] all-time board  KEYS[6] catch-up marker
 # ARGV[1] generation  ARGV[2] key base  ARGV[3] openid  ARGV[4] prize places  ARGV[5] neighbours on each side
 # ARGV[6] ISO week
-# Returns {-1, gen}; {0} when the openid is not mapped or the citizen has no profile yet (the caller asks SQL); or
+# Returns {-1, gen}; {-2} while a rebuild is catching this generation up; {0} when the openid is not mapped or the
+# citizen has no profile yet (the caller asks SQL); or
 # {1, member, profile, weekly, eligible, alltime} with
 #   profile = {week points or '', all-time points or '', el, banned, masked name}
 #   weekly/alltime = {rank0 or -1, score or '', card, {above member, score, name ...}, {below member, score, name ...}}
@@ -241,6 +245,8 @@ return {1, around(KEYS[2]), eligible, around(KEYS[4]), summary}
 STANDING_OF = """
 local gen = redis.call('GET', KEYS[1]) or '0'
 if gen ~= ARGV[1] then return {-1, gen} end
+local catching = redis.call('GET', KEYS[6])
+if catching and string.sub(catching, 1, #gen + 1) == gen .. ':' then return {-2} end
 local base = ARGV[2]
 local m = redis.call('HGET', KEYS[2], ARGV[3])
 if not m then return {0} end
@@ -273,11 +279,14 @@ local profile = {p[4] or '', p[5] or '', p[2] or '0', p[1], p[3] or ''}
 return {1, m, profile, around(KEYS[3]), eligible, around(KEYS[5])}
 """
 
-# KEYS[1] generation pointer  KEYS[2] shadow marker  ARGV[1] the new generation
-# Returns the previous generation ('0' when there was none). One SET: readers see the old or the new boards whole.
+# KEYS[1] generation pointer  KEYS[2] shadow marker  KEYS[3] catch-up marker
+# ARGV[1] the new generation  ARGV[2] the catch-up marker's value ("gen:after_id")
+# Returns the previous generation ('0' when there was none). One SET: readers see the old or the new boards whole;
+# the catch-up marker is set with it, so no standing is answered from the new boards before they are caught up.
 SWAP = """
 local old = redis.call('GET', KEYS[1]) or '0'
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return old
 """

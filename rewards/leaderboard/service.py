@@ -19,7 +19,7 @@ from rewards.config import Settings
 from rewards.db import Database
 from rewards.errors import Invalid, NotFound, Unavailable
 from rewards.leaderboard import keys, scores
-from rewards.leaderboard.boards import Boards, GenerationMoved, Neighbour, Place, RawStanding
+from rewards.leaderboard.boards import Boards, BoardsCatchingUp, GenerationMoved, Neighbour, Place, RawStanding
 from rewards.leaderboard.ledger_standing import BANNED, NOT_VERIFIED, ledger_standing
 from rewards.leaderboard.projector import Projector
 from rewards.leaderboard.schemas import (
@@ -200,6 +200,8 @@ class LeaderboardService:
         if not self.projector.behind(self.settings.standing_stale_after_rows):
             try:
                 return self._from_boards(openid, label, neighbours)
+            except BoardsCatchingUp:
+                pass  # a rebuild's new boards may still miss recent entries: this answer comes from the ledger
             except Unavailable:
                 self.projector.update_failed()  # a lost or unreachable board: the projector repairs it
                 log.warning("leaderboards unavailable: answering a standing from the ledger")

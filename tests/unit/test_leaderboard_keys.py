@@ -33,6 +33,7 @@ def test_every_key_of_a_program_shares_one_cluster_slot(prefix: str, gen: int, w
         keys.gen_key(prefix),
         keys.genseq_key(prefix),
         keys.shadow_key(prefix),
+        keys.catchup_key(prefix),
         keys.lock_key(prefix),
         keys.registry_key(prefix, gen),
         keys.summary_key(prefix, gen, cid),
