@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import redis
+from _private import free_prefix
 from sqlalchemy import insert
 
 from rewards import migrate
@@ -79,18 +80,6 @@ SIZES = {
 def settings_for(prefix: str) -> Settings:
     """Settings with a private key prefix."""
     return Settings(leaderboard_key_prefix=prefix)
-
-
-def free_prefix(client: redis.Redis, prefix: str) -> None:
-    """UNLINK every key of a prefix (never DEL: big sorted sets would block the server)."""
-    batch: list[str] = []
-    for key in client.scan_iter(match=f"*{prefix}*", count=10_000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            client.unlink(*batch)
-            batch = []
-    if batch:
-        client.unlink(*batch)
 
 
 def rate(n: int, seconds: float) -> str:

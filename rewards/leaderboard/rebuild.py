@@ -536,9 +536,15 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
             log.warning("the rebuild lock had expired before it was released")
 
 
+def catch_up_marker(client: redis.Redis, prefix: str) -> str | None:
+    """The catch-up marker ("gen:after_id") a rebuild's swap set and its catch-up has not cleared, or None."""
+    raw = client.get(keys.catchup_key(prefix))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def clear_catch_up(client: redis.Redis, prefix: str, marker: str) -> None:
     """Clear the catch-up marker if it is still this one (only a rebuild, holding the lock, sets another)."""
-    if client.get(keys.catchup_key(prefix)) in (marker, marker.encode()):
+    if catch_up_marker(client, prefix) == marker:
         client.unlink(keys.catchup_key(prefix))
 
 
@@ -547,15 +553,14 @@ def finish_catch_up(db: Database, boards: Boards) -> int | None:
     None when there is nothing to finish or a rebuild is running (it clears its own marker); else the entries read.
     A marker of another generation than the current one is stale (a later swap replaced it) and is dropped."""
     client, prefix = boards.redis, boards.prefix
-    raw = client.get(keys.catchup_key(prefix))
-    if raw is None:
+    marker = catch_up_marker(client, prefix)
+    if marker is None:
         return None
-    marker = raw.decode() if isinstance(raw, bytes) else str(raw)
     lock = Lease(client, keys.lock_key(prefix), LOCK_TTL_SECONDS)
     if not lock.acquire():
         return None
     try:
-        if client.get(keys.catchup_key(prefix)) not in (marker, marker.encode()):
+        if catch_up_marker(client, prefix) != marker:
             return None  # finished or replaced meanwhile
         gen, _, after = marker.partition(":")
         read = 0

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from rewards.bootstrap import Container
 from rewards.leaderboard import keys
 from rewards.leaderboard import rebuild as rebuild_module
-from rewards.leaderboard.rebuild import rebuild
+from rewards.leaderboard.rebuild import catch_up_marker, rebuild
 from tests.conftest import MakeContainer
 from tests.integration.test_check_rebuild import award
 
@@ -29,8 +29,7 @@ def c(pg_engine: Engine, make_container: MakeContainer) -> Container:
 
 
 def marker(c: Container) -> str | None:
-    raw = c.redis.get(keys.catchup_key(c.settings.leaderboard_key_prefix))
-    return raw.decode() if isinstance(raw, bytes) else raw
+    return catch_up_marker(c.redis, c.settings.leaderboard_key_prefix)
 
 
 @pytest.fixture
