@@ -30,11 +30,11 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from intake_adapter import inbox
-from intake_adapter.board_batch import batched_flows
 from intake_adapter.models import APPLIED, FAILED, PENDING, InboxEvent
 from intake_adapter.results import BatchOutcome, EventResult, InboxView, ReplaySummary, failure
 from intake_adapter.schemas import ReportSubmitted, StatusChanged, parse_event
 from intake_adapter.translate import translate_report, translate_status
+from rewards.batching.board_batch import batched_flows
 from rewards.bootstrap import Container
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ChangeStatus

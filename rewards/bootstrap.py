@@ -18,6 +18,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from rewards.batching.verdicts import VerdictBatcher
 from rewards.clock import Clock, SystemClock
 from rewards.config import Settings, load_settings
 from rewards.db import Database, UnitOfWork, make_engine
@@ -65,6 +66,7 @@ class Container:
     program: Program
     scoring: ScoringService
     flows: CaseFlows
+    verdicts: VerdictBatcher  # concurrent verdicts given together (one transaction, one COMMIT)
     leaderboard: LeaderboardService
     closer: WeekCloser
     publisher: Publisher
@@ -114,6 +116,7 @@ class Container:
     def close(self) -> None:
         """Release connections (and stop the projector thread, if it runs)."""
         self.projector.stop()
+        self.verdicts.close()  # the verdicts still waiting are given first
         self.db.close()
         with suppress(Exception):  # closing a dead connection is not worth failing shutdown
             self.redis.close()
@@ -165,6 +168,7 @@ def bootstrap(
         program=program,
         scoring=scoring,
         flows=flows,
+        verdicts=VerdictBatcher(db, flows),
         leaderboard=LeaderboardService(db, boards, projector, clock, settings),
         closer=closer,
         publisher=publisher,

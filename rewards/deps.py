@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
+from rewards.batching.verdicts import VerdictBatcher
 from rewards.bootstrap import Container
 from rewards.clock import Clock, IsoWeek
 from rewards.config import Settings
@@ -67,6 +68,10 @@ async def _flows(request: Request) -> CaseFlows:
     return container(request).flows
 
 
+async def _verdicts(request: Request) -> VerdictBatcher:
+    return container(request).verdicts
+
+
 async def _leaderboard(request: Request) -> LeaderboardService:
     return container(request).leaderboard
 
@@ -119,6 +124,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 Db = Annotated[Database, Depends(_db)]
 Flows = Annotated[CaseFlows, Depends(_flows)]
+Verdicts = Annotated[VerdictBatcher, Depends(_verdicts)]
 Leaderboard = Annotated[LeaderboardService, Depends(_leaderboard)]
 Publishing = Annotated[PublishService, Depends(_publishing)]
 Closer = Annotated[WeekCloser, Depends(_closer)]

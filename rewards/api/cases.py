@@ -12,6 +12,7 @@ from rewards.cases import lifecycle as lc
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, VoidCase
 from rewards.cases.duplicates import find_duplicates, first_report
+from rewards.cases.models import Case
 from rewards.cases.schemas import (
     CaseIn,
     CaseOut,
@@ -21,7 +22,7 @@ from rewards.cases.schemas import (
     VerdictIn,
     VoidIn,
 )
-from rewards.deps import ClockDep, Db, Flows, SettingsDep, Validator
+from rewards.deps import ClockDep, Db, Flows, SettingsDep, Validator, Verdicts
 
 router = APIRouter(prefix="/api/v1/cases", tags=["command center"])
 
@@ -76,14 +77,19 @@ def show_case(case_id: str, db: Db, who: Validator) -> CaseOut:
 
 
 @router.post("/{case_id}/verdict", response_model=CaseOut)
-def give_verdict(case_id: str, body: VerdictIn, db: Db, flows: Flows, who: Validator) -> Response:
-    """Valid files the case and awards its reporter; invalid and duplicate refuse it."""
+async def give_verdict(case_id: str, body: VerdictIn, verdicts: Verdicts, who: Validator) -> Response:
+    """Valid files the case and awards its reporter; invalid and duplicate refuse it.
+
+    Verdicts posted at the same time are given together, in one transaction (`VerdictBatcher`, in its own thread:
+    the request waits on the event loop); each gets its own answer, as if given alone."""
     command = GiveVerdict(case_id, body.verdict, duplicate_of=body.duplicate_of, reason=body.reason)
-    with db.uow() as uow:
-        # the timeline comes with the locked read where it can (PostgreSQL), completed with the verdict's step
-        case = flows.verdict(uow, command, Actor(who.name, "console"), answer_timeline=True)
-        out = CaseOut.of(case, timeline_out(uow.session, case.id))
-    return json_answer(out)
+    return await verdicts.give_async(command, Actor(who.name, "console"), verdict_answer)
+
+
+def verdict_answer(session: Session, case: Case) -> Response:
+    """A verdict's answer: the case with its timeline (read with the locked case where it could be, completed with
+    the verdict's step), as JSON."""
+    return json_answer(CaseOut.of(case, timeline_out(session, case.id)))
 
 
 def timeline_out(session: Session, case_pk: int) -> list[HistoryOut]:

@@ -22,15 +22,26 @@ _CASES = "rewards.cases_by_case_id"  # case_id -> Case (locked by the batch), or
 _CITIZENS = "rewards.citizens_by_openid"  # openid -> Citizen, or None: known not to exist (preloaded and absent)
 
 
-def preload(session: Session, case_ids: Collection[str], openids: Collection[str]) -> None:
-    """Lock the batch's cases (in id order: two batches never wait on each other in a cycle) and load its citizens."""
-    found = session.scalars(
+def preload(session: Session, case_ids: Collection[str], openids: Collection[str], *, timelines: bool = False) -> None:
+    """Lock the batch's cases (in id order: two batches never wait on each other in a cycle) and load its citizens.
+
+    timelines=True (a batch of verdicts whose answers show the timeline, PostgreSQL): each case's timeline comes
+    along and is kept for `timeline()` where it is complete, as `get_case(timeline=True)` keeps it for one case.
+    """
+    stmt = (
         select(Case)
         .where(one_of(session, Case.case_id, case_ids))
         .options(lazyload(Case.history))
         .order_by(Case.id)
         .with_for_update(of=Case)
-    ).all()
+    )
+    if timelines and session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(stmt.add_columns(_UNCHANGED, _timeline_json())).all()
+        found: Sequence[Case] = [row[0] for row in rows]
+        for row in rows:
+            _keep_timeline(session, row[0], row[1], row[2])
+    else:
+        found = session.scalars(stmt).all()
     by_id: dict[str, Case | None] = dict.fromkeys(case_ids)
     by_id |= {c.case_id: c for c in found}
     citizens = session.scalars(select(Citizen).where(one_of(session, Citizen.openid, openids))).all() if openids else []
@@ -46,6 +57,7 @@ def forget_preloaded(session: Session) -> None:
     session.info.pop(_CITIZENS, None)
     session.info.pop(_NEW_IDS, None)
     session.info.pop(_NEW_CASES, None)
+    session.info.pop(_TIMELINES, None)  # a rolled-back step may have added its own step to a kept timeline
 
 
 # A set-based batch (intake's optimistic pass, PostgreSQL) takes the ids of its new cases from the sequence up front,
@@ -193,8 +205,8 @@ def get_case(session: Session, case_id: str, *, lock: bool = False, timeline: bo
     elif lock and timeline and session.get_bind().dialect.name == "postgresql":
         row = session.execute(_LOCKED_CASE_WITH_TIMELINE, {"case_id": case_id}).first()
         case = None if row is None else row[0]
-        if row is not None and row[1] and row[0].status == _TRUSTED_STATUS:
-            session.info.setdefault(_TIMELINES, {})[row[0].id] = [_timeline_row(step) for step in row[2] or []]
+        if row is not None:
+            _keep_timeline(session, row[0], row[1], row[2])
     elif lock:
         case = session.scalar(_LOCKED_CASE, {"case_id": case_id})
     else:
@@ -202,6 +214,13 @@ def get_case(session: Session, case_id: str, *, lock: bool = False, timeline: bo
     if case is None:
         raise NotFound(f"unknown case {case_id!r}", code="unknown_case")
     return case
+
+
+def _keep_timeline(session: Session, case: Case, unchanged: bool, steps: list[Any] | None) -> None:
+    """Keep the timeline read with the locked case when it is complete (the row version read is the one locked,
+    and the case is in the only status a verdict moves it from)."""
+    if unchanged and case.status == _TRUSTED_STATUS:
+        session.info.setdefault(_TIMELINES, {})[case.id] = [_timeline_row(step) for step in steps or []]
 
 
 def timeline_step(session: Session, case_pk: int, step: TimelineRow) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intake_adapter.board_batch import BoardBatch
+from rewards.batching.board_batch import BoardBatch
 from rewards.scoring.model import EntryFacts
 
 Call = tuple[str, object]
