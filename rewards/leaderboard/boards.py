@@ -118,6 +118,9 @@ class Boards:
         keys.tag(self.prefix)  # refuse an unusable prefix at start-up
         self.scripts = scripts.register(client)
         self._gen: int | None = None
+        # this process has seen the boards built: from then on an absent pointer means lost (flushed or restarted
+        # empty), never "not built yet", even after `forget_generation` (a projector that lost the race to rebuild)
+        self._seen_built = False
         self._keys_cache: dict[tuple[int, str], list[str]] = {}
         self._gen_base: tuple[int, str] | None = None  # (generation, its key base) of the last apply
         # citizen id -> profile of the committed citizen row, for the ids found; wired by the projector (which reads
@@ -129,16 +132,22 @@ class Boards:
         """Return the current generation (0 when the boards were never built)."""
         if fresh or self._gen is None:  # inside _run the breaker guards it; elsewhere (rebuild, check) it may raise
             value = self.redis.get(keys.gen_key(self.prefix))
-            if value is None and self._gen:
+            if value is None and (self._gen or self._seen_built):
                 # boards this process saw built are gone: answer from the ledger until the projector rebuilds them,
                 # rather than write into or read from an empty generation 0 as if it were the truth
                 raise BoardsLost("the leaderboards are gone from Redis (restarted empty or flushed)")
             self._gen = int(value) if value is not None else 0
+            self._seen_built = self._seen_built or self._gen > 0
         return self._gen
 
-    def forget_generation(self) -> None:
-        """Forget the cached generation (after a rebuild put a new one in place, or the boards were lost)."""
+    def forget_generation(self, *, seen_built: bool = True) -> None:
+        """Forget the cached generation (after a rebuild put a new one in place, or the boards were lost).
+
+        seen_built=False also forgets that the boards were ever built here (`check`: an absent pointer is then read
+        as generation 0, a finding, not an error). Otherwise they stay lost until a generation is back in place.
+        """
         self._gen = None
+        self._seen_built = self._seen_built and seen_built
 
     def is_built(self) -> bool:
         """Return True when a rebuild has set the generation pointer (False on an empty or flushed Redis)."""

@@ -45,7 +45,7 @@ class CheckReport:
 def check(db: Database, boards: Boards) -> CheckReport:
     """Compare Redis with the ledger; return every difference."""
     client, prefix, tz = boards.redis, boards.prefix, boards.settings.tz
-    boards.forget_generation()  # a flushed Redis is a finding here, not an error: compare with what is there
+    boards.forget_generation(seen_built=False)  # a flushed Redis is a finding here, not an error: compare with it
     gen = boards.generation(fresh=True)
     report = CheckReport(gen)
     expected_sizes: dict[str, int] = {}  # board -> citizens the ledger places there

@@ -499,7 +499,7 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
     try:
         boards.forget_generation()  # the pointer may have vanished with a flushed Redis: read it afresh
         abandoned = client.get(keys.shadow_key(prefix))
-        if abandoned is not None and int(abandoned) != boards.generation(fresh=True):
+        if abandoned is not None and int(abandoned) != int(client.get(keys.gen_key(prefix)) or 0):
             free_generation(client, prefix, int(abandoned))  # a rebuild that died before its swap
         gen = int(client.incr(keys.genseq_key(prefix)))
         client.set(keys.shadow_key(prefix), gen)

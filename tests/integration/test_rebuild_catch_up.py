@@ -19,7 +19,8 @@ from rewards.bootstrap import Container
 from rewards.leaderboard import keys
 from rewards.leaderboard import rebuild as rebuild_module
 from rewards.leaderboard.rebuild import catch_up_marker, rebuild
-from tests.conftest import MakeContainer
+from rewards.locks import Lease
+from tests.conftest import MakeContainer, flush_prefix
 from tests.integration.test_check_rebuild import award
 
 
@@ -100,3 +101,30 @@ def test_a_marker_of_an_older_generation_is_dropped(c: Container) -> None:
     assert not c.leaderboard.standing("o-1").stale  # another generation's marker says nothing about this one
     c.projector.catch_up()
     assert marker(c) is None
+
+
+def test_a_worker_that_loses_the_race_to_rebuild_lost_boards_answers_from_the_ledger(c: Container) -> None:
+    """The fault suite's two-worker FLUSHALL burst: both workers' projectors find the boards gone; one rebuilds under
+    the lease, the other's pass meets RebuildRunning. That one had forgotten its generation on the way, so it read the
+    absent pointer as "never built" and answered standings from an empty generation 0, fresh and wrong (0 points,
+    0.05 s after the citizen's 4th point). A process that has seen the boards built keeps them lost until a
+    generation is back in place."""
+    award(c, "K-1", "o-1")
+    rebuild(c.db, c.boards)
+    before = c.leaderboard.standing("o-1")
+    assert not before.stale and before.all_time.points > 0
+    flush_prefix(c.redis, c.settings.leaderboard_key_prefix)  # FLUSHALL, as far as this test's keys go
+    other_worker = Lease(c.redis, keys.lock_key(c.settings.leaderboard_key_prefix), 60)
+    assert other_worker.acquire()
+    try:
+        status = c.projector.catch_up()
+        assert not status.ok and "RebuildRunning" in (status.error or "")
+        during = c.leaderboard.standing("o-1")
+        assert during.stale and during.all_time.points == before.all_time.points
+        award(c, "K-2", "o-1")  # its after-commit apply finds the boards lost: nothing is written to generation 0
+        assert not c.redis.exists(keys.base(c.settings.leaderboard_key_prefix, 0) + "at")
+    finally:
+        other_worker.release()
+    c.projector.catch_up()  # the lease is free: this worker rebuilds
+    after = c.leaderboard.standing("o-1")
+    assert not after.stale and after.all_time.points == 2 * before.all_time.points
