@@ -25,7 +25,7 @@ from rewards.batching.verdicts import VerdictBatcher
 from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter
 from rewards.cases.models import Case
-from rewards.errors import DomainError
+from rewards.errors import DomainError, Unavailable
 from rewards.scoring.ledger import LedgerEntry
 from tests.conftest import MakeContainer, auth
 
@@ -244,3 +244,29 @@ def test_concurrent_posts_are_given_in_batches_and_each_answer_is_its_committed_
     with c.read() as session:
         assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 40
     assert c.verdicts.verdicts == 40
+
+
+def test_close_gives_the_verdicts_still_waiting_then_refuses_new_ones(pg_container: Container) -> None:
+    c = pg_container
+    seed(c, "B", 3)
+    held = hold(c.verdicts, GiveVerdict("B-2", "invalid"))
+    outcomes: list[Outcome] = []
+    waiting = threading.Thread(
+        target=lambda: outcomes.append(
+            outcome_of(lambda: c.verdicts.give(GiveVerdict("B-0", "valid"), ACTOR, verdict_answer))
+        )
+    )
+    waiting.start()
+    while c.verdicts.waiting < 1:
+        time.sleep(0.001)
+    closing = threading.Thread(target=c.verdicts.close)
+    closing.start()
+    held.release.set()
+    for thread in (held.thread, waiting, closing):
+        thread.join(30)
+    assert [kind for kind, _ in outcomes] == ["ok"]  # taken before the close: given, not dropped
+    with pytest.raises(Unavailable):
+        c.verdicts.give(GiveVerdict("B-1", "valid"), ACTOR, verdict_answer)
+    with c.read() as session:
+        verdicts = {case_id: verdict for case_id, verdict in session.execute(select(Case.case_id, Case.verdict))}
+    assert verdicts == {"B-0": "valid", "B-1": None, "B-2": "invalid"}
