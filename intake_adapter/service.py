@@ -39,14 +39,13 @@ from rewards.bootstrap import Container
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ChangeStatus
 from rewards.clock import Clock
-from rewards.db import DEFER_ROWS, Database, UnitOfWork, note_on_commit, one_of, savepoint, update_rows
+from rewards.db import DEFER_ROWS, Database, UnitOfWork, note_on_commit, one_of, retryable, savepoint, update_rows
 from rewards.errors import Conflict, DomainError, Invalid, Unavailable
 from rewards.flows import CaseFlows
 
 ACTOR = Actor("city-case-system", "intake")
 MAX_REPLAY_PASSES = 50
 REPORT = "report.submitted"  # the event type that may create a case
-_RETRYABLE = ("40P01", "40001")  # deadlock_detected, serialization_failure: only this step is rolled back
 
 
 class IntakeService:
@@ -206,7 +205,7 @@ class IntakeService:
             except (DomainError, DataError, IntegrityError) as exc:
                 raise _NeedSavepoints from exc
             except OperationalError as exc:
-                if getattr(exc.orig, "sqlstate", None) in _RETRYABLE:
+                if retryable(exc):
                     raise _NeedSavepoints from exc
                 raise  # the connection is gone: the whole batch rolls back, its events stay pending
             batch.applied(row)
@@ -225,7 +224,7 @@ class IntakeService:
             except (IntegrityError, OperationalError) as exc:
                 # a concurrent request created the same case or citizen first (or a deadlock victim was chosen):
                 # the step was rolled back alone; the retry reads again and sees the winner's rows
-                if isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
+                if isinstance(exc, OperationalError) and not retryable(exc):
                     raise  # the connection is gone: the whole batch rolls back, its events stay pending
                 cases.forget_preloaded(batch.uow.session)
                 if attempt == 3:
@@ -377,7 +376,7 @@ def _flush_pass(uow: UnitOfWork, flows: CaseFlows) -> None:
     except (DataError, IntegrityError) as exc:
         raise _NeedSavepoints from exc
     except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) in _RETRYABLE:
+        if retryable(exc):
             raise _NeedSavepoints from exc
         raise  # the connection is gone: the whole batch rolls back, its events stay pending
 

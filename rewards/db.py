@@ -455,6 +455,15 @@ def _primary_key(obj: Any) -> Any:
     return obj.__mapper__.primary_key_from_instance(obj)[0]
 
 
+RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+
+def retryable(exc: OperationalError) -> bool:
+    """Whether a database error chose this transaction as a deadlock or serialization victim (the step can run
+    again after its SAVEPOINT is rolled back), not a lost connection."""
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
 @contextmanager
 def savepoint(uow: UnitOfWork) -> Iterator[None]:
     """Run a step in a SAVEPOINT: on error its writes, queued rows and after-commit effects are all undone."""

@@ -35,7 +35,7 @@ from rewards.batching.board_batch import batched_flows
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, GiveVerdict
 from rewards.cases.models import Case
-from rewards.db import DEFER_ROWS, Database, UnitOfWork, flush_rows, savepoint
+from rewards.db import DEFER_ROWS, Database, UnitOfWork, flush_rows, retryable, savepoint
 from rewards.errors import Conflict, DomainError, Invalid, Unavailable
 from rewards.flows import CaseFlows
 
@@ -44,18 +44,11 @@ Answer = Callable[[Session, Case], T]  # builds a verdict's answer in its transa
 
 MAX_BATCH = 64  # verdicts in one transaction at most: more wait for the next (a bound on a batch's lock set)
 LANES = 1  # batches given at the same time: one reads and writes while another waits for its COMMIT
-RETRYABLE = ("40P01", "40001")  # deadlock_detected, serialization_failure: the step is retried
 
 
 def _resolve(answered: asyncio.Future[None]) -> None:
     if not answered.done():
         answered.set_result(None)
-
-
-def retryable(exc: OperationalError) -> bool:
-    """Whether a database error is a deadlock or serialization victim (the step can run again), not a lost
-    connection."""
-    return getattr(exc.orig, "sqlstate", None) in RETRYABLE
 
 
 @dataclass(eq=False)
