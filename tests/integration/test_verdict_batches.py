@@ -6,6 +6,7 @@ others queue up behind it in a known order, then they are given together."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,9 +26,10 @@ from rewards.batching.verdicts import VerdictBatcher
 from rewards.bootstrap import Container
 from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter
 from rewards.cases.models import Case
+from rewards.clock import FixedClock
 from rewards.errors import DomainError, Unavailable
 from rewards.scoring.ledger import LedgerEntry
-from tests.conftest import MakeContainer, auth
+from tests.conftest import START, MakeContainer, auth, test_settings, wipe
 
 ACTOR = Actor("validator-1", "console")
 Outcome = tuple[str, object]  # ("ok", answer bytes) or ("error", (status, code))
@@ -120,7 +122,7 @@ def ledger_of(c: Container, side: str) -> list[tuple[str, str, int, str]]:
     return [(case_id.removeprefix(side), rule, points, week) for case_id, rule, points, week in rows]
 
 
-def points_on_boards(c: Container, side: str) -> list[tuple[int | None, int | None, bool]]:
+def points_on_boards(c: Container, side: str) -> list[tuple[int, int, bool]]:
     """Each citizen's weekly and all-time points as the boards (Redis) show them."""
     out = []
     for i in range(2):
@@ -157,12 +159,8 @@ def pg_container(pg_engine: Engine, make_container: MakeContainer) -> Container:
     return make_container(engine=pg_engine)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plan=steps)
-def test_a_batch_answers_and_changes_what_the_same_verdicts_one_at_a_time_do(
-    per_example: Callable[[], Container], plan: list[tuple[int, str, int | None, str | None]]
-) -> None:
-    c = per_example()
+def same_as_one_at_a_time(c: Container, plan: list[tuple[int, str, int | None, str | None]]) -> None:
+    """Give `plan` as one batch on cases B-*, and one verdict at a time on twin cases S-*: the same everything."""
     for side in ("B", "S", "G"):
         seed(c, side, CASES)
     batched = give_together(c.verdicts, GiveVerdict("G-0", "invalid"), [command("B", *step) for step in plan])
@@ -176,6 +174,31 @@ def test_a_batch_answers_and_changes_what_the_same_verdicts_one_at_a_time_do(
             kind, body = batched[n]
             if kind == "ok":
                 assert http.get(f"/api/v1/cases/B-{case}", headers=auth()).content == body
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=steps)
+def test_a_batch_answers_and_changes_what_the_same_verdicts_one_at_a_time_do(
+    per_example: Callable[[], Container], plan: list[tuple[int, str, int | None, str | None]]
+) -> None:
+    same_as_one_at_a_time(per_example(), plan)
+
+
+_LIMITED = itertools.count()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=steps)
+def test_under_a_daily_award_limit_a_batch_counts_its_own_awards(
+    pg_engine: Engine, make_container: MakeContainer, plan: list[tuple[int, str, int | None, str | None]]
+) -> None:
+    """One award a day per citizen (each side's citizens report two cases each): a batch's second valid verdict of a
+    citizen is refused its points as the second one given alone is (`award_note`), counting the batch's own line."""
+    wipe(pg_engine)
+    prefix = f"{test_settings().leaderboard_key_prefix}-limit{next(_LIMITED)}"
+    c = make_container(test_settings(daily_award_limit=1, leaderboard_key_prefix=prefix), engine=pg_engine,
+                       clock=FixedClock(START))  # fmt: skip
+    same_as_one_at_a_time(c, plan)
 
 
 def test_eight_copies_of_one_verdict_in_one_batch_award_once(pg_container: Container) -> None:
