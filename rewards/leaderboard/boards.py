@@ -140,6 +140,11 @@ class Boards:
             self._seen_built = self._seen_built or self._gen > 0
         return self._gen
 
+    def expect_built(self) -> None:
+        """Another process is building the boards: until a generation is in place, an absent pointer means lost
+        (standings from the ledger, awards left to the projector), not an empty generation 0 to read and write."""
+        self._seen_built = True
+
     def forget_generation(self, *, seen_built: bool = True) -> None:
         """Forget the cached generation (after a rebuild put a new one in place, or the boards were lost).
 

@@ -596,5 +596,7 @@ def rebuild_if_empty(db: Database, boards: Boards) -> RebuildReport | None:
     try:
         return rebuild(db, boards)
     except RebuildRunning:
+        # until its generation is in place the boards are lost here, not empty: no standing from a generation 0
+        boards.expect_built()
         log.info("another process is rebuilding the boards")
         return None

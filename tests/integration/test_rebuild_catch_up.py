@@ -128,3 +128,29 @@ def test_a_worker_that_loses_the_race_to_rebuild_lost_boards_answers_from_the_le
     c.projector.catch_up()  # the lease is free: this worker rebuilds
     after = c.leaderboard.standing("o-1")
     assert not after.stale and after.all_time.points == 2 * before.all_time.points
+
+
+def test_a_worker_starting_while_another_rebuilds_answers_from_the_ledger(
+    c: Container, make_container: MakeContainer, pg_engine: Engine
+) -> None:
+    """Two workers start on a Redis without boards: one rebuilds under the lease, the other's start-up meets
+    RebuildRunning. Until the first one's generation is in place, the second answers standings from the ledger
+    (stale, right) and writes no award into an empty generation 0."""
+    award(c, "K-1", "o-1")
+    prefix = c.settings.leaderboard_key_prefix
+    flush_prefix(c.redis, prefix)
+    first_worker = Lease(c.redis, keys.lock_key(prefix), 60)
+    assert first_worker.acquire()
+    try:
+        second = make_container(c.settings, engine=pg_engine)
+        assert second.prepare() is None  # the rebuild is running elsewhere
+        during = second.leaderboard.standing("o-1")
+        assert during.stale and during.all_time.points > 0
+        award(second, "K-2", "o-1")
+        assert not c.redis.exists(keys.base(prefix, 0) + "at")
+    finally:
+        first_worker.release()
+    rebuild(c.db, c.boards)  # the first worker's rebuild lands
+    second.projector.catch_up()  # the award whose board update found the boards lost is caught up
+    after = second.leaderboard.standing("o-1")
+    assert not after.stale and after.all_time.points == 2 * during.all_time.points
