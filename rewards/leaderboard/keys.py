@@ -2,7 +2,7 @@
 
 Layout (P = Settings.leaderboard_key_prefix, g = generation, m = 12-digit zero-padded citizen id):
 
-    {P:lb}:gen                current generation (absent: boards never built, writes go to generation 0)
+    {P:lb}:gen                current generation (absent: never built here, generation 0; or lost)
     {P:lb}:genseq             counter that hands out new generations (rebuilds)
     {P:lb}:shadow             generation a rebuild is building (cleaned up if that rebuild died)
     {P:lb}:lock               rebuild lock (one rebuild at a time)
