@@ -35,6 +35,7 @@ from intake_adapter.results import BatchOutcome, EventResult, InboxView, ReplayS
 from intake_adapter.schemas import ReportSubmitted, StatusChanged, parse_event
 from intake_adapter.translate import translate_report, translate_status
 from rewards.batching.board_batch import batched_flows
+from rewards.batching.optimistic import NeedSavepoints, optimistic, write_pass
 from rewards.bootstrap import Container
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, ChangeStatus
@@ -150,7 +151,7 @@ class IntakeService:
         """
         try:  # optimistic: no SAVEPOINTs; the first event that fails once it has touched SQL aborts this pass
             self._apply_pass(ordered, case_ids, results, also, careful=False)
-        except _NeedSavepoints:  # everything of that pass was rolled back: run again, each event in a SAVEPOINT
+        except NeedSavepoints:  # everything of that pass was rolled back: run again, each event in a SAVEPOINT
             self._apply_pass(ordered, case_ids, results, also, careful=True)
 
     def _apply_pass(
@@ -183,7 +184,7 @@ class IntakeService:
                         else:
                             more[retried_pk] = retried
             if not careful:
-                _flush_pass(uow, flows)
+                write_pass(uow, flows)
             batch.save()
             uow.after_commit(boards.send)  # last: the flows' effects queued before it only note their calls
         results[:] = out
@@ -200,14 +201,8 @@ class IntakeService:
         except DomainError as exc:
             return batch.failed(row, exc)
         if not batch.careful:
-            try:
+            with optimistic():  # a lost connection rolls the whole batch back: its events stay pending
                 result = self._execute(batch.uow, event, batch.flows)
-            except (DomainError, DataError, IntegrityError) as exc:
-                raise _NeedSavepoints from exc
-            except OperationalError as exc:
-                if retryable(exc):
-                    raise _NeedSavepoints from exc
-                raise  # the connection is gone: the whole batch rolls back, its events stay pending
             batch.applied(row)
             return result
         for attempt in (1, 2, 3):
@@ -362,27 +357,6 @@ class IntakeService:
         with self.db.read() as session:
             row = session.get_one(InboxEvent, pk)
             return InboxView(row.event_id, row.type, row.case_id, row.status, row.attempts, row.error)
-
-
-def _flush_pass(uow: UnitOfWork, flows: CaseFlows) -> None:
-    """Send the optimistic pass's pending writes: its new cases (ids reserved up front) and the case and citizen
-    changes its events left for one flush, then its ledger lines (their foreign keys are those cases) in one
-    statement. A value the database refuses, or a case a concurrent batch created first, cannot be traced to its
-    event here, so the pass is run again with SAVEPOINTs, which write each event's changes alone."""
-    try:
-        cases.insert_new_cases(uow.session)
-        uow.session.flush()
-        flows.scoring.write_pending(uow)
-    except (DataError, IntegrityError) as exc:
-        raise _NeedSavepoints from exc
-    except OperationalError as exc:
-        if retryable(exc):
-            raise _NeedSavepoints from exc
-        raise  # the connection is gone: the whole batch rolls back, its events stay pending
-
-
-class _NeedSavepoints(Exception):
-    """An event failed after touching SQL in an optimistic pass: roll the pass back, run it with SAVEPOINTs."""
 
 
 @dataclass

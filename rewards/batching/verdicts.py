@@ -32,6 +32,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from rewards.batching.board_batch import batched_flows
+from rewards.batching.optimistic import NeedSavepoints, optimistic, write_pass
 from rewards.cases import service as cases
 from rewards.cases.commands import Actor, GiveVerdict
 from rewards.cases.models import Case
@@ -67,10 +68,6 @@ class _Verdict(Generic[T]):
         if self.error is not None:
             raise self.error
         return self.result  # type: ignore[return-value]  # set when there is no error
-
-
-class _NeedSavepoints(Exception):
-    """A verdict failed in an optimistic pass: roll the pass back and run it again, each verdict in a SAVEPOINT."""
 
 
 class VerdictBatcher:
@@ -162,7 +159,7 @@ class VerdictBatcher:
             else:
                 try:
                     self._pass(batch, careful=False)
-                except _NeedSavepoints:  # everything of that pass was rolled back
+                except NeedSavepoints:  # everything of that pass was rolled back
                     self._pass(batch, careful=True)
         except BaseException as exc:  # the transaction failed whole (the database is down, say): nothing changed
             for item in batch:
@@ -179,7 +176,7 @@ class VerdictBatcher:
 
     def _pass(self, batch: list[_Verdict[object]], *, careful: bool) -> None:
         """Give the batch in one transaction. Optimistic (careful=False): no SAVEPOINTs, the ledger lines written
-        together at the end, and any failure raises _NeedSavepoints (after the rollback). Careful: each verdict in a
+        together at the end, and any failure raises NeedSavepoints (after the rollback). Careful: each verdict in a
         SAVEPOINT with its own writes; a verdict that fails gets its error and changes nothing."""
         answered: list[tuple[_Verdict[object], object]] = []
         errors: list[tuple[_Verdict[object], DomainError]] = []
@@ -194,7 +191,7 @@ class VerdictBatcher:
                 if error is not None:
                     errors.append((item, error))
             if not careful:
-                self._write(uow, flows)
+                write_pass(uow, flows)
             flush_rows(uow.session)  # the answers' timelines may be read from the database: the rows go first
             with uow.session.no_autoflush:
                 for item in batch:
@@ -209,16 +206,10 @@ class VerdictBatcher:
 
     def _run(self, uow: UnitOfWork, flows: CaseFlows, item: _Verdict[object], *, careful: bool) -> DomainError | None:
         """Run one verdict of the pass (its case kept on the item); careful: in a SAVEPOINT, and return the error
-        that refused it (its writes undone). Optimistic: any failure is _NeedSavepoints."""
+        that refused it (its writes undone). Optimistic: any failure is NeedSavepoints."""
         if not careful:
-            try:
+            with optimistic():
                 item.case = flows.verdict(uow, item.command, item.actor, answer_timeline=True)
-            except (DomainError, DataError, IntegrityError) as exc:
-                raise _NeedSavepoints from exc
-            except OperationalError as exc:
-                if retryable(exc):
-                    raise _NeedSavepoints from exc
-                raise  # the connection is gone: the whole batch rolls back
             return None
         for attempt in (1, 2, 3):
             try:
@@ -243,17 +234,3 @@ class VerdictBatcher:
             item.case = case
             return None
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _write(uow: UnitOfWork, flows: CaseFlows) -> None:
-        """Send the optimistic pass's writes: the case changes in one flush, then the ledger lines in one statement.
-        A value the database refuses cannot be traced to its verdict here: the pass runs again, carefully."""
-        try:
-            uow.session.flush()
-            flows.scoring.write_pending(uow)
-        except (DataError, IntegrityError) as exc:
-            raise _NeedSavepoints from exc
-        except OperationalError as exc:
-            if retryable(exc):
-                raise _NeedSavepoints from exc
-            raise
