@@ -119,6 +119,9 @@ class UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         # True for a batch (intake): queued history/audit rows are sent once, before COMMIT, not after each step
         self.defer_rows = False
+        # True for a batch rolled back whole on any failure (a verdict batch's optimistic pass): a step's case changes
+        # are queued UPDATEs the case shows at once (`add_update(show=True)`), sent with the rows before COMMIT
+        self.queue_updates = False
 
     def step_done(self) -> None:
         """End of one use case: send its queued rows now, unless the batch sends them all before COMMIT."""
@@ -223,9 +226,11 @@ def _json_value(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not written through json_to_recordset")
 
 
-def _record_columns(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> list[Any] | None:
+def _record_columns(
+    session: Session, table: Any, rows: Sequence[dict[str, Any]], *, insert: bool = True
+) -> list[Any] | None:
     """The columns of `rows` when they can go as one JSON parameter (PostgreSQL, every row the same keys, handled
-    types, no Python-side default left out), else None."""
+    types, no Python-side default left out: of an INSERT, or an UPDATE's onupdate), else None."""
     if session.get_bind().dialect.name != "postgresql" or not rows:
         return None
     keys = rows[0].keys()
@@ -234,14 +239,15 @@ def _record_columns(session: Session, table: Any, rows: Sequence[dict[str, Any]]
     columns = [table.c[k] for k in keys]
     if any(_record_type(c) is None for c in columns):
         return None
-    if any(c.default is not None and c.name not in keys and not c.primary_key for c in table.c):
+    if any((c.default if insert else c.onupdate) is not None and c.name not in keys and not c.primary_key
+           for c in table.c):  # fmt: skip
         return None  # an omitted column's default is SQLAlchemy's to apply: the executemany does that
     return columns
 
 
-def _recordset(columns: list[Any]) -> str:
+def _recordset(columns: list[Any], param: str = "rows") -> str:
     definition = ", ".join(f"{c.name} {_record_type(c)}" for c in columns)
-    return f"json_to_recordset(CAST(:rows AS json)) AS v({definition})"
+    return f"json_to_recordset(CAST(:{param} AS json)) AS v({definition})"
 
 
 def _rows_param(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -266,11 +272,19 @@ def insert_rows(
     *,
     conflict: Sequence[str] = (),
     returning: Sequence[str] = (),
+    with_queued: bool = False,
 ) -> Result[Any] | None:
     """INSERT `rows` (dicts by column name) into `table` in one statement; `conflict`: ON CONFLICT (these columns)
     DO NOTHING; `returning`: the columns returned for each row inserted (typed as the table's). Returns the result
-    when `returning`, else None."""
+    when `returning`, else None.
+
+    with_queued: the rows and updates queued for `flush_rows` are sent too, before these rows or (PostgreSQL, every
+    one of them as JSON) as data-modifying CTEs of the same statement (a batch's last write before COMMIT)."""
     columns = _record_columns(session, table, rows)
+    pending: list[tuple[Any, dict[str, Any]]] = session.info.get(_PENDING, []) if with_queued else []
+    bulk = _bulk_rows(session, pending) if pending and columns is not None else None
+    if pending and bulk is None:
+        flush_rows(session)  # the queued rows on their own first
     if columns is None:
         dialect_insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = dialect_insert(table)
@@ -280,18 +294,21 @@ def insert_rows(
             stmt = stmt.returning(*(table.c[c] for c in returning))
         result = session.execute(stmt, list(rows))
         return result if returning else None
-    key = ("insert", table.name, tuple(c.name for c in columns), tuple(conflict), tuple(returning))
+    parts, binds, shape = bulk if bulk is not None else ([], {}, ())
+    key = ("insert", table.name, tuple(c.name for c in columns), tuple(conflict), tuple(returning), shape)
     text_stmt = _STATEMENTS.get(key)
     if text_stmt is None:
-        names = ", ".join(c.name for c in columns)
-        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(columns)}"
+        sql = _insert_sql(table, columns)
         if conflict:
             sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        sql = _with_ctes(parts, sql)
         text_stmt = text(sql)
         if returning:
             text_stmt = text(f"{sql} RETURNING {', '.join(returning)}").columns(*(table.c[c] for c in returning))
         _STATEMENTS[key] = text_stmt
-    result = session.execute(text_stmt, _rows_param(rows))
+    result = session.execute(text_stmt, binds | _rows_param(rows))
+    if bulk is not None:
+        _sent(session.info.pop(_PENDING))
     return result if returning else None
 
 
@@ -299,17 +316,27 @@ def update_rows(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
     """UPDATE `table` by primary key from `rows` (dicts by column name, each with the primary key) in one
     statement (PostgreSQL: `UPDATE … FROM json_to_recordset(…)`; elsewhere an executemany)."""
     pk = table.primary_key.columns[0]
-    columns = _record_columns(session, table, rows)
+    columns = _record_columns(session, table, rows, insert=False)
     if columns is None:
         session.execute(update(table).where(pk == bindparam(f"b_{pk.name}")), [_rename(row, pk.name) for row in rows])
         return
     key = ("update", table.name, tuple(c.name for c in columns))
     stmt = _STATEMENTS.get(key)
     if stmt is None:
-        sets = ", ".join(f"{c.name} = v.{c.name}" for c in columns if c is not pk)
-        match = f"{table.name}.{pk.name} = v.{pk.name}"
-        stmt = _STATEMENTS[key] = text(f"UPDATE {table.name} SET {sets} FROM {_recordset(columns)} WHERE {match}")
+        stmt = _STATEMENTS[key] = text(_update_sql(table, columns))
     session.execute(stmt, _rows_param(rows))
+
+
+def _update_sql(table: Any, columns: list[Any], param: str = "rows") -> str:
+    pk = table.primary_key.columns[0]
+    sets = ", ".join(f"{c.name} = v.{c.name}" for c in columns if c is not pk)
+    match = f"{table.name}.{pk.name} = v.{pk.name}"
+    return f"UPDATE {table.name} SET {sets} FROM {_recordset(columns, param)} WHERE {match}"
+
+
+def _insert_sql(table: Any, columns: list[Any], param: str = "rows") -> str:
+    names = ", ".join(c.name for c in columns)
+    return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(columns, param)}"
 
 
 def _rename(row: dict[str, Any], pk: str) -> dict[str, Any]:
@@ -350,13 +377,21 @@ class _Update:
     obj: Base
 
 
-def add_update(session: Session, obj: Base, values: dict[str, Any]) -> None:
+def add_update(session: Session, obj: Base, values: dict[str, Any], *, show: bool = False) -> None:
     """Queue an UPDATE of a loaded ORM object's columns, sent with the next `flush_rows` (a CTE of its statement,
     not a unit-of-work flush of its own); once sent, the object shows the values as loaded (not dirty).
 
     Until then the object shows its old values, and nothing may change these attributes through the ORM (its own
     UPDATE would be overwritten): a batch that changes an object again later sets attributes instead.
+
+    show=True: the object shows the values at once (as loaded), and a later `add_update` of the same object in the
+    transaction changes them again (the UPDATEs are merged, the later value wins). Only for a transaction that is
+    rolled back whole if anything in it fails (a verdict batch's optimistic pass): a SAVEPOINT's rollback would not
+    give the object its old values back.
     """
+    if show:
+        for column, value in values.items():
+            set_committed_value(obj, column, value)
     session.info.setdefault(_PENDING, []).append((_Update(obj), values))
 
 
@@ -380,8 +415,16 @@ def flush_rows(
     for target, values in pending:
         groups.setdefault(target, []).append(values)
     postgres = session.get_bind().dialect.name == "postgresql"
-    if not postgres or len(pending) > MAX_CTE_ROWS or (final is None and len(groups) < 2):
-        # many rows (a batch's history): an executemany, compiled once and cached, sent as multi-row INSERTs
+    bulk = _bulk_rows(session, pending) if postgres and len(pending) > MAX_CTE_ROWS else None
+    if bulk is not None:  # many rows (a batch's): one statement, a JSON parameter per table and shape
+        parts, binds, shape = bulk
+        stmt = _STATEMENTS.get(shape)
+        if stmt is None:
+            stmt = _STATEMENTS[shape] = text(_with_ctes(parts[:-1], parts[-1]))
+        session.execute(stmt, binds)
+        result = session.execute(final, params) if final is not None else None
+    elif not postgres or len(pending) > MAX_CTE_ROWS or (final is None and len(groups) < 2):
+        # many rows of a shape not handled as JSON: an executemany, compiled once and cached
         for target, values in pending:
             if isinstance(target, _Update):
                 session.execute(_update_statement(_table(target.obj), values, "v_"), _update_params(target, values))
@@ -397,11 +440,55 @@ def flush_rows(
             if isinstance(target, _Update):
                 binds[f"r{n}_pk"] = _primary_key(target.obj)
         result = session.execute(stmt, binds)
+    _sent(pending)
+    return result
+
+
+def _sent(pending: list[tuple[Any, dict[str, Any]]]) -> None:
+    """The queued rows and updates were sent: the updated objects show their new values as loaded."""
     for target, values in pending:
         if isinstance(target, _Update):
             for column, value in values.items():
                 set_committed_value(target.obj, column, value)
-    return result
+
+
+def _bulk_rows(
+    session: Session, pending: list[tuple[Any, dict[str, Any]]]
+) -> tuple[list[str], dict[str, str], tuple[Any, ...]] | None:
+    """The queued rows and updates as statements over JSON parameters (PostgreSQL): for each table and shape (the
+    columns given) an `INSERT … SELECT` or `UPDATE … FROM` over one parameter; returns their SQL, the parameters and
+    the shape (a cache key), or None when a column cannot go as JSON. An object's queued UPDATEs are merged first
+    (the later value wins): a row must not be updated twice in one statement, where they go together (as CTEs of the
+    last, `_with_ctes`). The rows' foreign keys must be rows that exist before that statement."""
+    updates: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(obj) -> (obj, its merged values), first queued first
+    inserts: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for target, values in pending:
+        if isinstance(target, _Update):
+            merged = updates.setdefault(id(target.obj), (target.obj, {}))[1]
+            merged.update(values)
+        else:
+            inserts.setdefault((_table(target), tuple(values)), []).append(values)
+    groups: dict[tuple[str, Any, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for obj, values in updates.values():
+        table = _table(obj)
+        pk = table.primary_key.columns[0].name
+        groups.setdefault(("update", table, tuple(values)), []).append({pk: _primary_key(obj), **values})
+    groups |= {("insert", table, keys): rows for (table, keys), rows in inserts.items()}
+    parts: list[str] = []
+    binds: dict[str, str] = {}
+    for n, ((kind, table, _keys), rows) in enumerate(groups.items()):
+        columns = _record_columns(session, table, rows, insert=kind == "insert")
+        if columns is None:
+            return None
+        sql = (_insert_sql if kind == "insert" else _update_sql)(table, columns, f"g{n}")
+        parts.append(sql)
+        binds[f"g{n}"] = _rows_param(rows)["rows"]
+    return parts, binds, ("bulk", *((kind, table.name, keys) for kind, table, keys in groups))
+
+
+def _with_ctes(ctes: Sequence[str], sql: str) -> str:
+    """`sql` with the statements `ctes` as its data-modifying CTEs (PostgreSQL runs them all, in one snapshot)."""
+    return f"WITH {', '.join(f'w{n} AS ({cte})' for n, cte in enumerate(ctes))} {sql}" if ctes else sql
 
 
 _SHAPES: dict[tuple[Any, ...], tuple[Executable, Executable | None]] = {}  # shape -> (statement, its final)

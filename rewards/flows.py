@@ -170,8 +170,9 @@ class CaseFlows:
         if isinstance(award, NoAward):
             changes["award_note"] = award.reason
         # alone, the case's UPDATE rides along with its history, audit and ledger rows: one statement; a batch
-        # (intake) may change the case again in a later event, so there the ORM tracks and sends the changes
-        queued = not uow.defer_rows
+        # (intake) may change the case again in a later event, so there the ORM tracks and sends the changes, unless
+        # the batch queues its UPDATEs (a verdict batch's optimistic pass: one statement for all its rows)
+        queued = not uow.defer_rows or uow.queue_updates
         self._move(
             uow, case, target, when, actor, note=reason, department=department, event_id=event_id, changes=changes,
             queued=queued,
@@ -286,7 +287,7 @@ class CaseFlows:
 
         queued=False: set through the ORM and flushed now (in a batch, by the session's next flush). queued=True:
         the UPDATE is queued with the history row and sent by the next `flush_rows` (a CTE of one statement); the
-        case shows the new values once it is sent.
+        case shows the new values once it is sent (in a batch, `uow.queue_updates`: at once).
         """
         now = self.clock.now()
         values: dict[str, object] = {
@@ -298,7 +299,7 @@ class CaseFlows:
         if department:
             values["department"] = department
         if queued:
-            add_update(uow.session, case, values)
+            add_update(uow.session, case, values, show=uow.defer_rows)  # a batch's next step sees the case changed
         else:
             for column, value in values.items():
                 setattr(case, column, value)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, inspect, literal_column, select
+from sqlalchemy import ARRAY, Row, Text, any_, bindparam, func, inspect, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached
 
@@ -28,19 +28,19 @@ def preload(session: Session, case_ids: Collection[str], openids: Collection[str
     timelines=True (a batch of verdicts whose answers show the timeline, PostgreSQL): each case's timeline comes
     along and is kept for `timeline()` where it is complete, as `get_case(timeline=True)` keeps it for one case.
     """
-    stmt = (
-        select(Case)
-        .where(one_of(session, Case.case_id, case_ids))
-        .options(lazyload(Case.history))
-        .order_by(Case.id)
-        .with_for_update(of=Case)
-    )
     if timelines and session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(stmt.add_columns(_UNCHANGED, _timeline_json())).all()
+        rows = session.execute(_LOCKED_CASES_WITH_TIMELINES, {"case_ids": list(case_ids)}).all()
         found: Sequence[Case] = [row[0] for row in rows]
         for row in rows:
             _keep_timeline(session, row[0], row[1], row[2])
     else:
+        stmt = (
+            select(Case)
+            .where(one_of(session, Case.case_id, case_ids))
+            .options(lazyload(Case.history))
+            .order_by(Case.id)
+            .with_for_update(of=Case)
+        )
         found = session.scalars(stmt).all()
     by_id: dict[str, Case | None] = dict.fromkeys(case_ids)
     by_id |= {c.case_id: c for c in found}
@@ -185,6 +185,15 @@ _UNCHANGED = literal_column("cases.ctid") == (
     select(literal_column("case_seen.ctid")).where(_seen.c.id == Case.id).scalar_subquery()
 )
 _LOCKED_CASE_WITH_TIMELINE = _LOCKED_CASE.add_columns(_UNCHANGED, _timeline_json())
+# a verdict batch's cases (PostgreSQL), locked in id order with their timelines: built once, as the single read is
+_LOCKED_CASES_WITH_TIMELINES = (
+    select(Case)
+    .where(Case.case_id == any_(bindparam("case_ids", type_=ARRAY(Text()))))
+    .options(lazyload(Case.history))
+    .order_by(Case.id)
+    .with_for_update(of=Case)
+    .add_columns(_UNCHANGED, _timeline_json())
+)
 _TIMELINES = "rewards.timelines_read"  # session.info key: case pk -> its timeline rows, read with the locked case
 _TRUSTED_STATUS = lc.REPORTED  # the only status a verdict moves a case from
 

@@ -138,7 +138,9 @@ class PendingLedger:
         if not self.lines:
             return []
         table = cast(Table, LedgerEntry.__table__)
-        result = insert_rows(session, table, self.lines, conflict=("case_pk", "rule"), returning=tuple(table.c.keys()))
+        result = insert_rows(
+            session, table, self.lines, conflict=("case_pk", "rule"), returning=tuple(table.c.keys()), with_queued=True
+        )
         assert result is not None
         rows = result.all()
         self.lines, self._by_case = [], {}

@@ -293,3 +293,58 @@ def test_close_gives_the_verdicts_still_waiting_then_refuses_new_ones(pg_contain
     with c.read() as session:
         verdicts = {case_id: verdict for case_id, verdict in session.execute(select(Case.case_id, Case.verdict))}
     assert verdicts == {"B-0": "valid", "B-1": None, "B-2": "invalid"}
+
+
+def give_in_thread(batcher: VerdictBatcher, command: GiveVerdict, outcomes: list[Outcome]) -> threading.Thread:
+    def give() -> None:
+        outcomes.append(outcome_of(lambda: batcher.give(command, ACTOR, verdict_answer)))
+
+    thread = threading.Thread(target=give)
+    thread.start()
+    return thread
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+def test_after_a_batch_of_several_the_next_waits_for_the_verdicts_in_flight(pg_container: Container) -> None:
+    """A batch of three, then verdicts that arrive one by one (each only once the batcher waits): the first does not
+    start a batch of one, it waits until as many are in as the last batch held plus itself (group commit under load).
+    A batch of one (or none before) never waits: a lone verdict starts at once."""
+    c = pg_container
+    seed(c, "B", 8)
+    batcher = VerdictBatcher(c.db, c.flows, gather=3600.0)  # the wait ends when they are in, never by the clock here
+    give_together(batcher, GiveVerdict("B-7", "invalid"), [GiveVerdict(f"B-{i}", "valid") for i in range(3)])
+    assert not batcher.gathering
+    batches, outcomes = batcher.batches, []
+    threads = [give_in_thread(batcher, GiveVerdict("B-3", "valid"), outcomes)]
+    wait_until(lambda: batcher.gathering)  # 3 (the last batch) + 1 (waiting) wanted
+    for i in (4, 5, 6):
+        assert batcher.gathering and batcher.batches == batches  # nothing given yet: it still waits
+        threads.append(give_in_thread(batcher, GiveVerdict(f"B-{i}", "valid"), outcomes))
+        wait_until(lambda i=i: batcher.waiting == i - 2 or batcher.batches > batches)  # B-3 … B-i in
+    for thread in threads:
+        thread.join(30)
+    assert batcher.batches == batches + 1 and [kind for kind, _ in outcomes] == ["ok"] * 4  # one batch of four
+    assert ledger_of(c, "B") == [(f"-{i}", "valid_report", 1, ledger_of(c, "B")[0][3]) for i in range(7)]
+    batcher.close()
+
+
+def test_a_batcher_waiting_for_verdicts_in_flight_gives_what_it_has_when_closed(pg_container: Container) -> None:
+    c = pg_container
+    seed(c, "B", 5)
+    batcher = VerdictBatcher(c.db, c.flows, gather=3600.0)
+    give_together(batcher, GiveVerdict("B-4", "invalid"), [GiveVerdict(f"B-{i}", "valid") for i in range(3)])
+    outcomes: list[Outcome] = []
+    lone = give_in_thread(batcher, GiveVerdict("B-3", "valid"), outcomes)
+    wait_until(lambda: batcher.gathering)
+    closing = threading.Thread(target=batcher.close)
+    closing.start()
+    for thread in (lone, closing):
+        thread.join(30)
+        assert not thread.is_alive()  # the close ended the wait (it was to last an hour)
+    assert [kind for kind, _ in outcomes] == ["ok"]
