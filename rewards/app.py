@@ -46,6 +46,9 @@ def create_app(container: Container) -> FastAPI:
         responses=ERROR_RESPONSES,
         docs_url=None,  # /docs and /redoc are served with packaged assets by rewards.web.docs (no CDN)
         redoc_url=None,
+        # our own metrics (/metrics) and request logs observe every request; FastAPI's OpenTelemetry layer would ask
+        # the (unconfigured) global providers on every request whether it is on
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
     app.state.http = container.http  # what the HTTP machinery (auth, rate limits, sessions) reads
