@@ -294,14 +294,14 @@ def insert_rows(
             stmt = stmt.returning(*(table.c[c] for c in returning))
         result = session.execute(stmt, list(rows))
         return result if returning else None
-    parts, binds, shape = bulk if bulk is not None else ([], {}, ())
+    specs, binds, shape = bulk if bulk is not None else ([], {}, ())
     key = ("insert", table.name, tuple(c.name for c in columns), tuple(conflict), tuple(returning), shape)
     text_stmt = _STATEMENTS.get(key)
     if text_stmt is None:
         sql = _insert_sql(table, columns)
         if conflict:
             sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-        sql = _with_ctes(parts, sql)
+        sql = _with_ctes(_bulk_sql(specs), sql)
         text_stmt = text(sql)
         if returning:
             text_stmt = text(f"{sql} RETURNING {', '.join(returning)}").columns(*(table.c[c] for c in returning))
@@ -417,9 +417,10 @@ def flush_rows(
     postgres = session.get_bind().dialect.name == "postgresql"
     bulk = _bulk_rows(session, pending) if postgres and len(pending) > MAX_CTE_ROWS else None
     if bulk is not None:  # many rows (a batch's): one statement, a JSON parameter per table and shape
-        parts, binds, shape = bulk
+        specs, binds, shape = bulk
         stmt = _STATEMENTS.get(shape)
         if stmt is None:
+            parts = _bulk_sql(specs)
             stmt = _STATEMENTS[shape] = text(_with_ctes(parts[:-1], parts[-1]))
         session.execute(stmt, binds)
         result = session.execute(final, params) if final is not None else None
@@ -454,12 +455,13 @@ def _sent(pending: list[tuple[Any, dict[str, Any]]]) -> None:
 
 def _bulk_rows(
     session: Session, pending: list[tuple[Any, dict[str, Any]]]
-) -> tuple[list[str], dict[str, str], tuple[Any, ...]] | None:
-    """The queued rows and updates as statements over JSON parameters (PostgreSQL): for each table and shape (the
-    columns given) an `INSERT … SELECT` or `UPDATE … FROM` over one parameter; returns their SQL, the parameters and
-    the shape (a cache key), or None when a column cannot go as JSON. An object's queued UPDATEs are merged first
-    (the later value wins): a row must not be updated twice in one statement, where they go together (as CTEs of the
-    last, `_with_ctes`). The rows' foreign keys must be rows that exist before that statement."""
+) -> tuple[list[tuple[str, Any, list[Any]]], dict[str, str], tuple[Any, ...]] | None:
+    """The queued rows and updates grouped for statements over JSON parameters (PostgreSQL): for each table and
+    shape (the columns given) an `INSERT … SELECT` or `UPDATE … FROM` over one parameter (`_bulk_sql`); returns the
+    groups (kind, table, columns), the parameters and the shape (a cache key, in a canonical order), or None when a
+    column cannot go as JSON. An object's queued UPDATEs are merged first (the later value wins): a row must not be
+    updated twice in one statement, where they go together (as CTEs of the last, `_with_ctes`). The rows' foreign
+    keys must be rows that exist before that statement."""
     updates: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(obj) -> (obj, its merged values), first queued first
     inserts: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
     for target, values in pending:
@@ -474,16 +476,23 @@ def _bulk_rows(
         pk = table.primary_key.columns[0].name
         groups.setdefault(("update", table, tuple(values)), []).append({pk: _primary_key(obj), **values})
     groups |= {("insert", table, keys): rows for (table, keys), rows in inserts.items()}
-    parts: list[str] = []
+    specs: list[tuple[str, Any, list[Any]]] = []
     binds: dict[str, str] = {}
-    for n, ((kind, table, _keys), rows) in enumerate(groups.items()):
+    # one order whatever the order the rows were queued in (one snapshot: the CTEs' order does not matter)
+    for kind, table, keys in sorted(groups, key=lambda g: (g[0], g[1].name, g[2])):
+        rows = groups[(kind, table, keys)]
         columns = _record_columns(session, table, rows, insert=kind == "insert")
         if columns is None:
             return None
-        sql = (_insert_sql if kind == "insert" else _update_sql)(table, columns, f"g{n}")
-        parts.append(sql)
-        binds[f"g{n}"] = _rows_param(rows)["rows"]
-    return parts, binds, ("bulk", *((kind, table.name, keys) for kind, table, keys in groups))
+        binds[f"g{len(specs)}"] = _rows_param(rows)["rows"]
+        specs.append((kind, table, columns))
+    return specs, binds, ("bulk", *((kind, table.name, tuple(c.name for c in cols)) for kind, table, cols in specs))
+
+
+def _bulk_sql(specs: list[tuple[str, Any, list[Any]]]) -> list[str]:
+    """The statements of `_bulk_rows`' groups, each over its parameter g<n> (built once per shape, on a cache miss)."""
+    return [(_insert_sql if kind == "insert" else _update_sql)(table, columns, f"g{n}")
+            for n, (kind, table, columns) in enumerate(specs)]  # fmt: skip
 
 
 def _with_ctes(ctes: Sequence[str], sql: str) -> str:

@@ -299,7 +299,7 @@ class CaseFlows:
         if department:
             values["department"] = department
         if queued:
-            add_update(uow.session, case, values, show=uow.defer_rows)  # a batch's next step sees the case changed
+            add_update(uow.session, case, values, show=uow.queue_updates)  # a batch's next step sees the case changed
         else:
             for column, value in values.items():
                 setattr(case, column, value)

@@ -167,9 +167,8 @@ class VerdictBatcher:
         A verdict that finds the batcher idle, or after a batch of one, starts at once. Under load (the last batch
         held several) the next batch waits up to `gather` seconds for the verdicts in flight: as many as the last
         batch held (their clients answered, likely to send the next) plus those that waited as it ended. Without this
-        wait the
-        batches settle into a batch of one and a batch of the rest, taking turns; each batch's statements, COMMIT
-        and board call cost the same CPU whatever its size, and the web worker's requests share that CPU (one
+        wait the batches settle into a batch of one and a batch of the rest, taking turns; each batch's statements,
+        COMMIT and board call cost the same CPU whatever its size, and the web worker's requests share that CPU (one
         interpreter lock), so fewer, fuller batches give more verdicts a second."""
         with self._cond:
             wanted = min(self._last + len(self._waiting), self.max_batch)  # in flight as the last batch ended
