@@ -148,16 +148,20 @@ class CacheLock:
             with psycopg.connect(dsn) as conn:
                 row = conn.execute(
                     "SELECT current_setting('data_directory'), (SELECT oid FROM pg_database"
-                    " WHERE datname = current_database()), pg_relation_filepath('ledger_entries')"
+                    " WHERE datname = current_database()), pg_relation_filepath('pg_class')"
                 ).fetchone()
         except psycopg.Error as exc:
-            return None, f"database files not locked in the page cache: {str(exc).strip()}"
-        assert row is not None
-        data_dir, oid, ledger = row
+            return None, f"database files not locked in the page cache: {str(exc).strip().splitlines()[0]}"
+        if row is None:
+            return None, "database files not locked in the page cache: the server did not say where they are"
+        data_dir, oid, catalog = row
         directory = Path(data_dir) / "base" / str(oid)
-        if not (Path(data_dir) / ledger).is_file():
-            return None, f"database files not locked in the page cache: {directory} is not on this machine"
-        size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
+        try:
+            if not (Path(data_dir) / catalog).is_file():  # a file of this database, always there
+                return None, f"database files not locked in the page cache: {directory} is not on this machine"
+            size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
+        except OSError as exc:  # the server's data directory, readable by its own user only (not running as root)
+            return None, f"database files not locked in the page cache: {exc}"
         # -d: a daemon that keeps the lock; -w: return once every page is locked; -m: PostgreSQL's 1 GiB segments
         # its output goes to a file: the daemon keeps the descriptors open, so a pipe would never reach EOF
         log = pidfile.with_suffix(".log")
