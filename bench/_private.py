@@ -119,6 +119,9 @@ def free_prefix(client: redis.Redis, prefix: str) -> int:
     return freed
 
 
+LOCK_SECONDS = 600  # reading a 4.4M database's 2.5 GiB into the cache takes seconds; a stuck disk gives up here
+
+
 class CacheLock:
     """A database's files locked in the page cache by Debian's `vmtouch -l` (a daemon), as a dedicated database
     server keeps its working set in memory.
@@ -132,10 +135,8 @@ class CacheLock:
     vmtouch is installed (`apt-get install vmtouch`); otherwise the bench says why and runs unlocked.
     """
 
-    def __init__(self, directory: Path, pidfile: Path, size: int) -> None:
-        self.directory = directory
+    def __init__(self, pidfile: Path, size: int) -> None:
         self.pidfile = pidfile
-        self.size = size
         self.said = f"database files locked in the page cache (vmtouch -l): {size / 2**30:.2f} GiB"
 
     @classmethod
@@ -166,31 +167,37 @@ class CacheLock:
         # its output goes to a file: the daemon keeps the descriptors open, so a pipe would never reach EOF
         log = pidfile.with_suffix(".log")
         with log.open("w") as out:
-            done = subprocess.run(
-                [vmtouch, "-q", "-l", "-d", "-w", "-m", "4G", "-P", str(pidfile), str(directory)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
+            try:
+                done = subprocess.run(
+                    [vmtouch, "-q", "-l", "-d", "-w", "-m", "4G", "-P", str(pidfile), str(directory)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=LOCK_SECONDS,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:  # a disk that cannot read the files in time: run unlocked
+                cls(pidfile, size).stop()
+                return None, f"database files not locked in the page cache: not locked within {LOCK_SECONDS} s"
         if done.returncode != 0:
             why = log.read_text().strip() or f"vmtouch exited {done.returncode}"
             return None, f"database files not locked in the page cache: {why}"
-        lock = cls(directory, pidfile, size)
+        lock = cls(pidfile, size)
         return lock, lock.said
 
     def stop(self) -> None:
-        """End the daemon (the pages become ordinary cache again); wait until it is gone."""
+        """End the daemon (the pages become ordinary cache again): SIGTERM, then SIGKILL after 5 s."""
         try:
             pid = int(self.pidfile.read_text().strip())
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # no daemon was started
             return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        for _ in range(100):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                os.kill(pid, 0)
+                os.kill(pid, sig)
             except ProcessLookupError:
                 return
-            time.sleep(0.05)
+            for _ in range(100):
+                time.sleep(0.05)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
