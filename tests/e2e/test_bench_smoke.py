@@ -32,7 +32,8 @@ E2E_ROWS = [
     r" \| [\d,]+ req/s \| bare endpoint .* \(200 req\)",
     r"\| standing latency p50 / p99 at 4 connections \| [\d.]+ / [\d.]+ ms \| bare ZREVRANK endpoint",
     r"\| standing latency p50 / p99 at 1 connection \| [\d.]+ / [\d.]+ ms \| bare ZREVRANK endpoint",
-    r"\| verdicts through HTTP .* 50 verdicts\) \| [\d,]+/s .* \| the same count of bare INSERT \+ COMMIT",
+    r"\| verdicts through HTTP .* 50 verdicts\) \| [\d,]+/s \(.*; Redis server [\d,]+ µs/verdict\)"
+    r" \| the same count of bare INSERT \+ COMMIT .* \| [\d,]+/s \(.*; Redis server [\d.,]+ µs/ZINCRBY\) \|",
     r"\| intake events .* 200 events\) \| [\d,]+ events/s .* \| bare INSERT \+ COMMIT of each event's JSON",
     r"\| web worker peak RSS .* \| \d+ MiB \|",
     r"\| Redis memory per citizen .* \| -?\d+ B \|",
