@@ -755,8 +755,9 @@ class Bench(PrivateRun):
         result = load(port, {**spec, "max_seconds": s.seconds})
         after = self.redis.info("commandstats")
         done = only_ok(result, "verdicts")
-        # the boards' share: the award script's server time per verdict (at 4.4M, each of its ZADDs walks a skiplist
-        # of millions of members), beside the baseline's ZINCRBY into a key of its own (as many members as verdicts)
+        # the boards' share: every script's server time during the load (the award script, a first award's profile
+        # restatement, the projector's catch-up if any; commandstats is server-wide) per verdict. At 4.4M each award
+        # ZADD walks a skiplist of millions of members; the baseline's ZINCRBY goes into a key of its own.
         award_us = server_usec(before, after, "evalsha", per=done)
         with psycopg.connect(self.dsn) as conn:
             entries = conn.execute(
