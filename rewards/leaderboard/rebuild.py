@@ -3,8 +3,9 @@
 1. Take the rebuild lock; allocate generation N (INCR) and mark it as the shadow being built.
 2. Stream the citizens with their ledger ordered by (citizen, entry) in chunks; fold each citizen (fold_row, the
    fast twin of scores.fold + summary_fields + profile_fields, tests compare them) and pipeline their summary
-   (with the profile a standing shows), openid and board placements into generation N's keys. Live readers and
-   writers keep using the current generation meanwhile: ranks never disappear.
+   (with the profile a standing shows) and openid into generation N's keys; then write the board placements
+   gathered meanwhile, each scope in score order (Placements). Live readers and writers keep using the current
+   generation meanwhile: ranks never disappear.
 3. Swap: one SET of the generation pointer (scripts.SWAP). Every script checks the pointer, so a reader sees the
    old boards or the new ones, whole; nothing is renamed and no big key is freed synchronously. The same script
    sets the catch-up marker (keys.catchup_key): until step 4 is done a standing is answered from the ledger (stale)
@@ -20,6 +21,8 @@
 
 from __future__ import annotations
 
+import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,14 +46,17 @@ from rewards.scoring.rules import is_eligible
 
 log = get_logger("leaderboard.rebuild")
 
-CHUNK = 2000  # citizens per Redis pipeline
+CHUNK = 2000  # citizens per Redis pipeline while the ledger streams
+PLACEMENTS_CHUNK = 4000  # board placements per Redis pipeline once it has ended (each on 1-3 boards)
+PAIRS = 1000  # members per ZADD, fields per HSET of openids: growing a big key makes each cost ~10x (_commands)
 IN_FLIGHT = 3  # chunks written at once (one writer thread and connection each) while the next is folded
 FETCH = 5000  # ledger rows per database fetch
 CATCH_UP_WINDOW = 10_000
 SCAN_COUNT = 1000  # keyspace slots per SCAN while freeing a generation
 UNLINK_BATCH = 1000  # keys per UNLINK
-LOCK_TTL_SECONDS = 10 * 60  # renewed after every chunk
-Progress = Callable[[int, int], None]  # (entries done, entries in total)
+LOCK_TTL_SECONDS = 10 * 60
+LOCK_RENEW_SECONDS = 10.0  # renewed after a chunk when this long has passed: a renewal waits behind Redis's queue
+Progress = Callable[[int, int], None]  # (steps done, in total): entries streamed, then board placements written
 
 
 class RebuildRunning(Conflict):
@@ -144,6 +150,7 @@ def stream_ledger(session: Session, citizen_ids: Iterable[int] | None = None) ->
 # (entry id, points, week, tick) in ascending entry id). Plain tuples: a dataclass per citizen costs ~1 µs.
 Entry = tuple[int, int, str, int]
 CitizenRow = tuple[int, str, bool, str | None, str, bool, list[Entry]]
+Placed = tuple[int, int, int]  # a board placement as the boards are written: (score, citizen id, group id)
 
 # created_at (naive UTC) -> whole seconds from scores.EPOCH, truncated as ranking.reach_second does
 _TICK_SQL = f"floor(extract(epoch FROM {{}}))::bigint - {int(scores.EPOCH.timestamp())}"
@@ -289,59 +296,114 @@ def write_generation(
     return write_rows(client, prefix, gen, rows_of(citizens), on_chunk)
 
 
+class _Pipelines:
+    """Pipelined chunks written by helper threads, at most IN_FLIGHT at once, each on its own connection, so that
+    Redis reads the next chunk while the previous one's replies travel back and Python folds the one after.
+    `on_chunk(entries)` runs after each chunk is written; a failed write raises from `put` or `drain`."""
+
+    def __init__(self, client: redis.Redis, writer: ThreadPoolExecutor, on_chunk: Callable[[int], None] | None) -> None:
+        self.client, self.writer, self.on_chunk = client, writer, on_chunk
+        self.in_flight: deque[tuple[Future[None], int]] = deque()  # oldest first, with their entry counts
+
+    def put(self, commands: list[tuple[Any, ...] | bytes], entries: int) -> None:
+        self.drain(IN_FLIGHT - 1)
+        if commands:
+            self.in_flight.append((self.writer.submit(send_pipelined, self.client, commands), entries))
+
+    def drain(self, keep: int = 0) -> None:
+        while len(self.in_flight) > keep:
+            future, entries = self.in_flight.popleft()
+            future.result()
+            if self.on_chunk is not None:
+                self.on_chunk(entries)
+
+
+Group = tuple[str, str, bool]  # (scope, district, eligible): a placement's boards are keys.boards_of(*group)
+
+
+class Placements:
+    """The board placements of a rebuild, gathered while the ledger streams and written once it has ended, each
+    scope in descending score order (`by_score`).
+
+    Redis inserts a sorted-set member by walking its skip list from the head: members that arrive in score order
+    land next to the one before, whose path is in the CPU's cache, while members in citizen order land anywhere
+    in a 4.4M-member list (ZADD of 4.4M members: 5 s of Redis's time in score order, 21 s in citizen order, see
+    docs/benchmarks.md). Per placement three flat arrays hold its score's magnitude, its citizen and its group:
+    20 bytes, ~180 MB for 4.4M citizens on an all-time and a weekly board.
+    """
+
+    def __init__(self) -> None:
+        self.groups: list[Group] = []
+        self.group_ids: dict[Group, int] = {}
+        self.reached: list[int] = []  # per group: the latest tick of its placements
+        self.scopes: dict[str, tuple[array[int], array[int], array[int]]] = {}  # magnitudes, citizens, groups
+
+    def add(self, group: Group, score: int, citizen_id: int, tick: int) -> None:
+        gid = self.group_ids.get(group)
+        if gid is None:
+            gid = self.group_ids[group] = len(self.groups)
+            self.groups.append(group)
+            self.reached.append(tick)
+        elif tick > self.reached[gid]:
+            self.reached[gid] = tick
+        placed = self.scopes.get(group[0])
+        if placed is None:
+            placed = self.scopes[group[0]] = (array("q"), array("q"), array("I"))
+        placed[0].append(-score)  # scores.encode gives a negative score: its magnitude grows with the points
+        placed[1].append(citizen_id)
+        placed[2].append(gid)
+
+    def registry(self) -> dict[str, int]:
+        """Board name -> its latest tick, boards in the order they were first placed on."""
+        updated: dict[str, int] = {}
+        for (scope, district, eligible), tick in zip(self.groups, self.reached, strict=True):
+            for name in keys.boards_of(scope, district, eligible):
+                updated[name] = max(updated.get(name, -1), tick)
+        return updated
+
+
+def by_score(magnitudes: Sequence[int], citizen_ids: Sequence[int], groups: Sequence[int]) -> Iterator[Placed]:
+    """Yield the placements of one scope as (score, citizen id, group id) in descending score order (ascending
+    magnitude), ties in the order they were placed. One sort of plain ints: magnitude and index in one key."""
+    bits = len(magnitudes).bit_length()
+    mask = (1 << bits) - 1
+    order = [magnitude << bits | i for i, magnitude in enumerate(magnitudes)]
+    order.sort()
+    for key in order:
+        i = key & mask
+        yield -(key >> bits), citizen_ids[i], groups[i]
+
+
 def write_rows(
     client: redis.Redis,
     prefix: str,
     gen: int,
     citizens: Iterable[CitizenRow],
     on_chunk: Callable[[int], None] | None = None,
+    on_placed: Callable[[int], None] | None = None,
 ) -> tuple[int, int, int]:
     """Write the folded summaries and placements of citizens into a generation; return (citizens, entries, max id).
 
-    Also writes the generation's board registry. `on_chunk(entries)` runs after each pipelined chunk is written.
-    A helper thread writes one chunk while the next is streamed and folded, so Python's work and Redis's overlap
-    (a quarter less wall time at 1M citizens, bench/e2e.py); at most IN_FLIGHT chunks are in flight, each on its
-    own connection, so Redis reads the next chunk while the previous one's replies travel back. A one-line citizen's
-    summary is packed here (SummaryPacker) when send_pipelined packs commands itself; board lists are found once
-    per chunk and (scope, district, eligibility), and the registry's ticks kept per such group: this loop runs
-    once per citizen, and its Python is what a rebuild costs beyond Redis's own work.
+    Also writes the generation's board registry. Two passes: while the ledger streams, each citizen's summary and
+    openid are written CHUNK citizens a pipeline (helper threads write a chunk while the next is folded:
+    _Pipelines) and their placements gathered (Placements); then every board is written in score order,
+    PLACEMENTS_CHUNK placements a pipeline. `on_chunk(n)` runs after each chunk is written: n is its ledger entries,
+    then its placements; `on_placed(placements)` runs once in between with how many there are to write.
+    A one-line citizen's summary is packed here (SummaryPacker) when send_pipelined packs commands itself. This
+    loop runs once per citizen: its Python is what a rebuild costs beyond Redis's own work.
     """
     n_citizens = n_entries = max_id = 0
     commands: list[tuple[Any, ...] | bytes] = []
-    boards: dict[str, list[Any]] = {}  # board name -> score, member, ... of the chunk
     pending = pending_entries = 0
-    in_flight: deque[tuple[Future[None], int]] = deque()  # the chunks being written (oldest first), entry counts
-    openids: list[str] = []  # openid, member, ... of the chunk: one HSET per chunk
-    # per (scope, district, eligible): its boards (keys.boards_of), their lists in this chunk, the latest tick
-    names_of: dict[tuple[str, str, bool], list[str]] = {}
-    targets_of: dict[tuple[str, str, bool], list[list[Any]]] = {}
-    reached_of: dict[tuple[str, str, bool], int] = {}
-
-    def settle(keep: int) -> None:
-        while len(in_flight) > keep:
-            future, entries = in_flight.popleft()
-            future.result()  # a failed write raises here
-            if on_chunk is not None:
-                on_chunk(entries)
-
-    def flush(writer: ThreadPoolExecutor) -> None:
-        nonlocal boards, commands, pending, pending_entries, openids
-        if openids:
-            commands.append(("HSET", openids_key, *openids))
-            openids = []
-        for name, scored in boards.items():
-            commands.append(("ZADD", keys.board_key(prefix, gen, name), *scored))
-        settle(IN_FLIGHT - 1)
-        if commands:
-            in_flight.append((writer.submit(send_pipelined, client, commands), pending_entries))
-        boards, commands, pending, pending_entries = {}, [], 0, 0
-        targets_of.clear()
-
+    openids: list[str] = []  # openid, member, ... of the chunk
+    placements = Placements()
+    add = placements.add
     summary_prefix = keys.base(prefix, gen) + "c:"
     openids_key = keys.openids_key(prefix, gen)
     encode, at = scores.encode, keys.ALL_TIME
     packer = SummaryPacker(summary_prefix) if packs_commands(client) else None
     with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="rebuild-writer") as writer:
+        pipelines = _Pipelines(client, writer, on_chunk)
         for cid, district, eligible, openid, name, banned, lines in citizens:
             if not 0 < cid <= keys.MAX_CITIZEN_ID:
                 keys.member(cid)  # raises its error
@@ -357,20 +419,8 @@ def write_rows(
             if openid is not None:
                 openids += (openid, m)
             for scope, points, tick in scopes:
-                if points <= 0:
-                    continue  # a total of zero or less leaves the board (scores.placed)
-                score = encode(points, tick)
-                group = (scope, district, eligible)
-                targets = targets_of.get(group)
-                if targets is None:
-                    names = names_of.get(group)
-                    if names is None:
-                        names = names_of[group] = keys.boards_of(scope, district, eligible)
-                    targets = targets_of[group] = [boards.setdefault(name, []) for name in names]
-                for scored in targets:
-                    scored += (score, m)
-                if tick > reached_of.get(group, -1):
-                    reached_of[group] = tick
+                if points > 0:  # a total of zero or less leaves the board (scores.placed)
+                    add((scope, district, eligible), encode(points, tick), cid, tick)
             n_citizens += 1
             n_entries += len(lines)
             pending += 1
@@ -378,16 +428,58 @@ def write_rows(
             if lines:
                 max_id = max(max_id, max(line[0] for line in lines))
             if pending >= CHUNK:
-                flush(writer)
-        flush(writer)
-        settle(0)
-    updated: dict[str, int] = {}  # board -> its latest tick, boards in the order they were first placed on
-    for group, tick in reached_of.items():
-        for name in names_of[group]:
-            updated[name] = max(updated.get(name, -1), tick)
+                pipelines.put(commands + _commands("HSET", openids_key, openids), pending_entries)
+                commands, openids, pending, pending_entries = [], [], 0, 0
+        pipelines.put(commands + _commands("HSET", openids_key, openids), pending_entries)
+        if on_placed is not None:
+            on_placed(sum(len(arrays[0]) for arrays in placements.scopes.values()))
+        _write_boards(pipelines, prefix, gen, placements)
+        pipelines.drain()
+    updated = placements.registry()
     if updated:
         client.hset(keys.registry_key(prefix, gen), mapping=updated)  # type: ignore[arg-type]
     return n_citizens, n_entries, max_id
+
+
+def _write_boards(pipelines: _Pipelines, prefix: str, gen: int, placements: Placements) -> None:
+    """ZADD every placement to its boards, each scope in descending score order (Placements says why)."""
+    digits = keys.MEMBER_DIGITS
+    for scope in list(placements.scopes):
+        magnitudes, citizen_ids, group_ids = placements.scopes.pop(scope)  # freed once written
+        boards: dict[str, list[Any]] = {}  # board name -> score, member, ... of the chunk
+        targets_of: dict[int, list[list[Any]]] = {}  # group id -> its boards' lists in this chunk
+        pending = 0
+        for score, cid, gid in by_score(magnitudes, citizen_ids, group_ids):
+            targets = targets_of.get(gid)
+            if targets is None:
+                targets = targets_of[gid] = [
+                    boards.setdefault(name, []) for name in keys.boards_of(*placements.groups[gid])
+                ]
+            m = f"{cid:0{digits}d}"
+            for scored in targets:
+                scored += (score, m)
+            pending += 1
+            if pending >= PLACEMENTS_CHUNK:
+                pipelines.put(_zadds(prefix, gen, boards), pending)
+                boards, pending = {}, 0
+                targets_of.clear()
+        pipelines.put(_zadds(prefix, gen, boards), pending)
+
+
+def _commands(name: str, key: str, pairs: list[Any]) -> list[tuple[Any, ...] | bytes]:
+    """`name key a1 b1 a2 b2 ...` as commands of PAIRS pairs at most. Redis runs one command at a time, and while a
+    hash table that grew past 2^k entries is rehashed (a board or the openids of 4.4M citizens) each insert costs
+    ten times as much: a ZADD of 4,000 members then took 55 ms (SLOWLOG), above the 50 ms any command may take."""
+    step = 2 * PAIRS
+    return [(name, key, *pairs[i : i + step]) for i in range(0, len(pairs), step)]
+
+
+def _zadds(prefix: str, gen: int, boards: dict[str, list[Any]]) -> list[tuple[Any, ...] | bytes]:
+    return [
+        command
+        for name, scored in boards.items()
+        for command in _commands("ZADD", keys.board_key(prefix, gen, name), scored)
+    ]
 
 
 try:  # redis-py's hiredis parser marks an incomplete reply with this object (read_replies)
@@ -507,15 +599,23 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
             total = count_entries(session)
             changes = last_citizen_change(session)
             done = 0
+            renewed = time.monotonic()
 
-            def on_chunk(entries: int) -> None:
-                nonlocal done
-                done += entries
-                lock.renew()  # the lease runs for LOCK_TTL_SECONDS from the last chunk
+            def on_chunk(steps: int) -> None:
+                nonlocal done, renewed
+                done += steps
+                if time.monotonic() - renewed >= LOCK_RENEW_SECONDS:  # the lease runs for LOCK_TTL_SECONDS
+                    lock.renew()
+                    renewed = time.monotonic()
                 if progress is not None:
                     progress(done, max(total, done))
 
-            n_citizens, n_entries, max_id = write_rows(client, prefix, gen, stream_rows(session), on_chunk)
+            def on_placed(placements: int) -> None:
+                nonlocal total
+                total = done + placements  # the entries are all read: the boards' placements remain
+
+            rows = stream_rows(session)
+            n_citizens, n_entries, max_id = write_rows(client, prefix, gen, rows, on_chunk, on_placed)
         n_boards = int(client.hlen(keys.registry_key(prefix, gen)))
         client.set(keys.high_water_key(prefix, gen), max_id)
         client.set(keys.changes_key(prefix, gen), changes)  # citizen changes read with the ledger are in

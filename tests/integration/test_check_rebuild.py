@@ -3,6 +3,7 @@ repairs it, losing Redis (flushed or killed) mid-stream of awards loses nothing.
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 import subprocess
@@ -286,6 +287,19 @@ def test_entries_committed_during_a_rebuild_are_not_lost(container: Container) -
     assert report.caught_up >= 3
     assert check(container.db, container.boards).clean
     assert_boards_equal_ledger(container)
+
+
+def test_rebuild_progress_counts_the_entries_then_the_placements(container: Container) -> None:
+    """The bar moves while the ledger streams, then while the boards are written (in score order, after the
+    stream): its total grows by the placements once they are known, and it ends full."""
+    for i in range(6):
+        award(container, f"C{i}", f"o{i % 4}")
+    seen: list[tuple[int, int]] = []
+    report = rebuild(container.db, container.boards, progress=lambda done, total: seen.append((done, total)))
+    placements = 2 * 4  # four citizens, each on the all-time board and this week's
+    assert seen[0][0] == report.entries  # one chunk of citizens at this size, then the boards
+    assert seen[-1] == (report.entries + placements, report.entries + placements)
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(seen))
 
 
 def test_rebuild_swaps_generations_and_frees_the_old_one(container: Container) -> None:

@@ -20,6 +20,7 @@ from rewards.bootstrap import Container
 from rewards.cases.models import Citizen
 from rewards.clock import FixedClock
 from rewards.leaderboard import keys, scores
+from rewards.leaderboard import rebuild as rebuild_module
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.rebuild import (
     SummaryPacker,
@@ -221,3 +222,35 @@ def test_timestamps_truncate_to_the_second_as_the_reference_does(
     with c.read() as session:
         (row,) = list(stream_rows(session))
     assert [line[3] for line in row[6]] == [scores.tick_of(at) for at in instants]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ledgers(citizens=(1, 12), lines=(0, 40)))
+def test_every_board_is_written_in_descending_score_order(per_example, ledger) -> None:  # type: ignore[no-untyped-def]
+    """Redis inserts a member next to the one before when members come in score order (rebuild.Placements): with
+    one chunk in flight the ZADDs reach Redis in the order sent, and each board's scores never rise. Small chunks
+    and commands make a board span many."""
+    entries, finals = ledger
+    c: Container = per_example()
+    seed(c, entries, finals)
+    sent: list[tuple[Any, ...]] = []
+    original = rebuild_module.send_pipelined
+
+    def recording(client: redis.Redis, commands: Any) -> None:
+        sent.extend(cmd for cmd in commands if isinstance(cmd, tuple) and cmd[0] == "ZADD")
+        original(client, commands)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rebuild_module, "send_pipelined", recording)
+        patch.setattr(rebuild_module, "IN_FLIGHT", 1)
+        patch.setattr(rebuild_module, "PLACEMENTS_CHUNK", 5)
+        patch.setattr(rebuild_module, "PAIRS", 2)
+        report = rebuild(c.db, c.boards)
+    scores_of: dict[str, list[int]] = {}
+    assert all(len(command) <= 2 + 2 * 2 for command in sent)  # PAIRS members a command at most
+    for command in sent:
+        scores_of.setdefault(command[1], []).extend(command[2::2])
+    assert sum(map(len, scores_of.values())) == sum(c.redis.zcard(key) for key in scores_of)
+    for key, written in scores_of.items():
+        assert key.startswith(keys.base(c.settings.leaderboard_key_prefix, report.generation))
+        assert written == sorted(written, reverse=True), key
