@@ -38,6 +38,8 @@ E2E_ROWS = [
     r"\| web worker peak RSS .* \| \d+ MiB \|",
     r"\| Redis memory per citizen .* \| -?\d+ B \|",
     # issue 13: after the rows above
+    r"\| `rebuild` \(as above\) \| [\d.]+ s \| raw ZADD of the same [\d,]+ members .* descending score order.* \|"
+    r" [\d.]+ s \| [\d.]+× the time \|",
     r"\| slowest Redis command while the rebuild ran .* \| [\d.]+ ms \(.*\); \d+ latency event\(s\) \|",
     r"\| award script, one entry per round trip \(200 entries.* \| [\d,]+/s \(server [\d.na]+ µs/call\) \| raw ZINCRBY"
     r" .* \| [\d.]+× \|",
