@@ -10,6 +10,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import pytest
@@ -25,6 +26,7 @@ from rewards.cases.commands import Actor, GiveVerdict, ReportCase, Reporter, Voi
 from rewards.cases.models import Case, Citizen
 from rewards.clock import FixedClock
 from rewards.leaderboard import keys, scores
+from rewards.leaderboard import rebuild as rebuild_module
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.check import check
 from rewards.leaderboard.rebuild import RebuildRunning, rebuild, send_pipelined
@@ -320,6 +322,39 @@ def test_an_abandoned_shadow_generation_is_freed(container: Container) -> None:
     container.redis.zadd(keys.board_key(p, 99, "at"), {keys.member(1): -(2**32)})
     rebuild(container.db, container.boards)
     assert not container.redis.exists(keys.board_key(p, 99, "at"))
+
+
+def test_a_rebuild_that_fails_writing_its_boards_swaps_nothing(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The boards are written after the ledger has streamed: a failure there raises, the old generation keeps
+    serving whole, the lease is released, and the next rebuild frees the half-written generation."""
+    award(container, "C1", "o1")
+    p = container.settings.leaderboard_key_prefix
+    first = rebuild(container.db, container.boards)
+    award(container, "C2", "o2")
+    before = Boards(container.redis, container.settings).page("at", 0, 5).rows
+    original = rebuild_module.send_pipelined
+
+    def failing_boards(client: redis.Redis, commands: Any) -> None:
+        if any(isinstance(command, tuple) and command[0] == "ZADD" for command in commands):
+            raise redis.ConnectionError("Redis went away while the boards were written")
+        original(client, commands)
+
+    monkeypatch.setattr(rebuild_module, "send_pipelined", failing_boards)
+    with pytest.raises(redis.ConnectionError, match="boards were written"):
+        rebuild(container.db, container.boards)
+    half = int(container.redis.get(keys.shadow_key(p)))
+    assert half > first.generation
+    assert container.redis.exists(keys.summary_key(p, half, 1))  # the summaries were written, then it failed
+    assert Boards(container.redis, container.settings).generation(fresh=True) == first.generation
+    assert Boards(container.redis, container.settings).page("at", 0, 5).rows == before
+    assert not container.redis.exists(keys.lock_key(p))
+    monkeypatch.setattr(rebuild_module, "send_pipelined", original)
+    report = rebuild(container.db, container.boards)
+    assert list(container.redis.scan_iter(match=keys.generation_pattern(p, half))) == []
+    assert [row.points for row in Boards(container.redis, container.settings).page("at", 0, 5).rows] == [1, 1]
+    assert report.generation > half
 
 
 def test_one_rebuild_at_a_time(container: Container) -> None:
