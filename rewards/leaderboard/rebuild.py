@@ -65,6 +65,18 @@ class RebuildRunning(Conflict):
     code = "rebuild_running"
 
 
+class RebuildLeaseLost(RebuildRunning):
+    """The rebuild's lease expired before it was renewed: another rebuild may hold it (and would free this one's
+    unfinished generation as abandoned), so this one stops before its swap."""
+
+    code = "rebuild_lease_lost"
+
+
+def _keep(lock: Lease) -> None:
+    if not lock.renew():
+        raise RebuildLeaseLost("the rebuild's lease expired before it was renewed: stopped before the swap")
+
+
 @dataclass(frozen=True)
 class CitizenLedger:
     """One citizen's ledger lines (none for a citizen without points) with the profile their boards depend on."""
@@ -607,7 +619,7 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
                 nonlocal done, renewed
                 done += steps
                 if time.monotonic() - renewed >= LOCK_RENEW_SECONDS:  # the lease runs for LOCK_TTL_SECONDS
-                    lock.renew()
+                    _keep(lock)
                     renewed = time.monotonic()
                 if progress is not None:
                     progress(done, max(total, done))
@@ -624,6 +636,7 @@ def rebuild(db: Database, boards: Boards, progress: Progress | None = None) -> R
         after = max_id - CATCH_UP_WINDOW
         marker = f"{gen}:{after}"
         swap_keys = [keys.gen_key(prefix), keys.shadow_key(prefix), keys.catchup_key(prefix)]
+        _keep(lock)  # still ours (the TTL starts again): nobody has freed this generation as abandoned
         previous = int(boards.scripts.swap(keys=swap_keys, args=[gen, marker]))
         boards.forget_generation()
         boards.generation(fresh=True)

@@ -29,7 +29,7 @@ from rewards.leaderboard import keys, scores
 from rewards.leaderboard import rebuild as rebuild_module
 from rewards.leaderboard.boards import Boards
 from rewards.leaderboard.check import check
-from rewards.leaderboard.rebuild import RebuildRunning, rebuild, send_pipelined
+from rewards.leaderboard.rebuild import RebuildLeaseLost, RebuildRunning, rebuild, send_pipelined
 from rewards.redis_client import make_redis
 from rewards.scoring.ledger import LedgerEntry
 from rewards.scoring.model import EntryFacts
@@ -355,6 +355,27 @@ def test_a_rebuild_that_fails_writing_its_boards_swaps_nothing(
     assert list(container.redis.scan_iter(match=keys.generation_pattern(p, half))) == []
     assert [row.points for row in Boards(container.redis, container.settings).page("at", 0, 5).rows] == [1, 1]
     assert report.generation > half
+
+
+def test_a_rebuild_whose_lease_was_lost_stops_before_its_swap(container: Container) -> None:
+    """A lease that expired while the rebuild ran (another rebuild may hold it now, and would free this one's
+    generation as abandoned) stops the rebuild before its swap: the old boards keep serving."""
+    award(container, "C1", "o1")
+    p = container.settings.leaderboard_key_prefix
+    first = rebuild(container.db, container.boards)
+    award(container, "C2", "o2")
+    before = Boards(container.redis, container.settings).page("at", 0, 5).rows
+
+    def taken(done: int, total: int) -> None:
+        container.redis.set(keys.lock_key(p), "another-rebuild", px=60_000)
+
+    with pytest.raises(RebuildLeaseLost, match="expired"):
+        rebuild(container.db, container.boards, progress=taken)
+    assert Boards(container.redis, container.settings).generation(fresh=True) == first.generation
+    assert Boards(container.redis, container.settings).page("at", 0, 5).rows == before
+    assert container.redis.get(keys.lock_key(p)) == "another-rebuild"  # never released: it is not ours
+    container.redis.delete(keys.lock_key(p))
+    assert rebuild(container.db, container.boards).previous == first.generation
 
 
 def test_one_rebuild_at_a_time(container: Container) -> None:
