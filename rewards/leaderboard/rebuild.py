@@ -311,11 +311,12 @@ def write_generation(
 class _Pipelines:
     """Pipelined chunks written by helper threads, at most IN_FLIGHT at once, each on its own connection, so that
     Redis reads the next chunk while the previous one's replies travel back and Python folds the one after.
-    `on_chunk(entries)` runs after each chunk is written; a failed write raises from `put` or `drain`."""
+    `on_chunk(n)` runs after each chunk is written, with the count `put` gave it (ledger entries, then placements);
+    a failed write raises from `put` or `drain`."""
 
     def __init__(self, client: redis.Redis, writer: ThreadPoolExecutor, on_chunk: Callable[[int], None] | None) -> None:
         self.client, self.writer, self.on_chunk = client, writer, on_chunk
-        self.in_flight: deque[tuple[Future[None], int]] = deque()  # oldest first, with their entry counts
+        self.in_flight: deque[tuple[Future[None], int]] = deque()  # oldest first, with their counts
 
     def put(self, commands: list[tuple[Any, ...] | bytes], entries: int) -> None:
         self.drain(IN_FLIGHT - 1)
