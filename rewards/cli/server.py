@@ -5,6 +5,10 @@ whole request head (a half-open or slowloris client) is kept for ever, one file 
 below closes a connection that has not sent its request line and headers within
 Settings.server_header_timeout_seconds of connecting or of its previous response; data trickling in does not
 reset the clock (unlike the keep-alive timer). docs/deployment.md has the figures and the reverse proxy in front.
+
+uvicorn writes a response's status line and headers, then its body, each with its own `transport.write`: two
+`send()` system calls and, with Nagle off, two TCP segments for every response. The protocol joins the writes made in
+one turn of the event loop into one (`CoalescedWrites`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import socket
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -50,6 +55,8 @@ class HeadLimitsProtocol(HttpToolsProtocol):
         """Turn Nagle off, then start the clock for the first request head."""
         no_delay(transport)
         super().connection_made(transport)
+        # after uvicorn's own set-up: its flow control pauses and resumes reading on the socket's transport itself
+        self.transport = CoalescedWrites(transport, self.loop)
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -105,6 +112,96 @@ class HeadLimitsProtocol(HttpToolsProtocol):
         self._header_timer = None
         if self._head_owed() and not self.transport.is_closing():
             self.transport.close()  # nothing was asked, so nothing is answered (nginx does the same, 408 aside)
+
+
+class CoalescedWrites(asyncio.Transport):
+    """A transport whose writes within one turn of the event loop reach the socket as one write.
+
+    uvicorn sends a response as two writes (head, then body) in the same turn; each would be its own `send()` system
+    call (on loopback the kernel also runs the receiving side's TCP in it) and, with Nagle off, its own segment.
+    Written here, they wait in a list until the loop's next turn (`call_soon`) and go to the socket joined: one
+    system call and one segment per response, in the order they were written. Nothing waits longer than that turn;
+    `close` and `write_eof` send what is waiting first, `abort` drops it (as the socket's own buffer is dropped).
+    Everything else is the socket transport's own (flow control included: it sees the joined writes)."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._waiting: list[bytes] = []
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Keep the bytes until the loop's next turn (the first write of a turn schedules the flush)."""
+        if not data:
+            return
+        if not self._waiting:
+            self._loop.call_soon(self.flush)
+        self._waiting.append(bytes(data))
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Keep each chunk (see `write`)."""
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        """Send what is waiting, joined, in one write (nothing once the connection is closing)."""
+        if not self._waiting:
+            return
+        data = self._waiting[0] if len(self._waiting) == 1 else b"".join(self._waiting)
+        self._waiting.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes not yet sent: the socket transport's buffer and what waits here."""
+        return self._transport.get_write_buffer_size() + sum(len(data) for data in self._waiting)
+
+    def close(self) -> None:
+        """Send what is waiting, then close (the socket transport sends its buffer before closing)."""
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        """Send what is waiting, then half-close."""
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        """Close at once; what is waiting is dropped with the socket transport's own buffer."""
+        self._waiting.clear()
+        self._transport.abort()
+
+    # -- the socket transport's own -------------------------------------------------------------------------
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:

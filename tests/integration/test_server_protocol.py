@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rewards.cli import server as serving
 from rewards.cli.server import HeadLimitsProtocol
@@ -212,3 +213,53 @@ def test_the_head_clock_runs_only_while_a_head_is_owed(limited: int) -> None:
         assert answers(sock, 1) == [b"40"]
         # after the answer a head is owed again: the idle keep-alive connection is closed (before uvicorn's 5 s)
         assert read_until_closed(sock) == b""
+
+
+class RecordedWrites:
+    """Stands between the socket transport and the protocol: what reaches the socket, one entry per write."""
+
+    writes: ClassVar[list[bytes]] = []
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        RecordedWrites.writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class RecordedServingProtocol(HeadLimitsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(RecordedWrites(transport))  # type: ignore[arg-type]
+
+
+class RecordedUvicornProtocol(HttpToolsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(RecordedWrites(transport))  # type: ignore[arg-type]
+
+
+def socket_writes_per_response(http_protocol: Any) -> list[list[bytes]]:
+    """Three keep-alive requests one after the other; the writes that reached the socket for each response."""
+    per_response: list[list[bytes]] = []
+    with served(http_protocol) as (_, port), socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as sock:
+        for body in (b"", b"abc", b"x" * 5000):
+            RecordedWrites.writes = []
+            sock.sendall(post(body))
+            assert answers(sock, 1) == [str(len(body)).encode()]
+            per_response.append(RecordedWrites.writes)
+    return per_response
+
+
+def test_each_response_reaches_the_socket_in_one_write(limited: int) -> None:
+    for writes in socket_writes_per_response(RecordedServingProtocol):
+        assert len(writes) == 1, writes
+        assert writes[0].startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in writes[0]
+
+
+def test_uvicorns_own_protocol_writes_head_and_body_apart() -> None:
+    """The reason for CoalescedWrites: if uvicorn joins them itself, this fails and the wrapper may go."""
+    for writes in socket_writes_per_response(RecordedUvicornProtocol):
+        assert len(writes) == 2 and writes[0].endswith(b"\r\n\r\n"), writes
