@@ -3,6 +3,7 @@
     .venv/bin/python bench/e2e.py --full     # 4.4M citizens, 350,000 valid cases in the closed week
     .venv/bin/python bench/e2e.py --quick    # the same code at small sizes
     .venv/bin/python bench/e2e.py --tiny     # the smallest sizes, no time bound (the smoke test)
+    .venv/bin/python bench/e2e.py --quick --citizens 4400000 --verdicts 8000 --only verdicts   # one path, sized
 
 Every figure is printed beside a baseline measured in the same run (a markdown table on stdout); `--full` also puts
 the table, the command and the machine into docs/benchmarks.md and README.md (between their e2e markers).
@@ -953,6 +954,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " and a partial run never writes the docs",
     )
     parser.add_argument("--citizens", type=int, help="citizens on the boards instead of the size's own count")
+    parser.add_argument("--verdicts", type=int, help="cases given a verdict through HTTP instead of the size's own")
     args = parser.parse_args(argv)
     phases = frozenset(p.strip() for p in args.only.split(",") if p.strip())
     unknown = phases - set(PHASES)
@@ -967,7 +969,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = dataclasses.replace(
             sizes, citizens=args.citizens, growth=tuple(g for g in sizes.growth if g < args.citizens)
         )
-    partial = phases != set(PHASES) or args.citizens is not None
+    if args.verdicts is not None:
+        if args.verdicts < 1:
+            parser.error("--verdicts must be at least 1")
+        sizes = dataclasses.replace(sizes, verdicts=args.verdicts)
+    partial = phases != set(PHASES) or args.citizens is not None or args.verdicts is not None
     pg_url = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     bench = Bench(sizes, pg_url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
     command = ".venv/bin/python bench/e2e.py " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
