@@ -27,6 +27,9 @@ from rewards.logs import get_logger
 
 log = get_logger("server")
 FD_HEADROOM = 64  # file descriptors kept for the database, Redis, logs and the listening socket
+# Bytes a connection's writes may keep waiting within one turn of the loop: past this they go to the socket at once
+# (a body streamed without a pause then meets the socket transport's flow control, not a list in memory)
+COALESCE_BYTES = 64 * 1024
 
 
 @cache
@@ -120,24 +123,33 @@ class CoalescedWrites(asyncio.Transport):
     uvicorn sends a response as two writes (head, then body) in the same turn; each would be its own `send()` system
     call (on loopback the kernel also runs the receiving side's TCP in it) and, with Nagle off, its own segment.
     Written here, they wait in a list until the loop's next turn (`call_soon`) and go to the socket joined: one
-    system call and one segment per response, in the order they were written. Nothing waits longer than that turn;
-    `close` and `write_eof` send what is waiting first, `abort` drops it (as the socket's own buffer is dropped).
-    Everything else is the socket transport's own (flow control included: it sees the joined writes)."""
+    system call and one segment per response, in the order they were written. Nothing waits longer than that turn,
+    nor past `limit` bytes (then it is sent at once); `close` and `write_eof` send what is waiting first, `abort`
+    drops it (as the socket's own buffer is dropped). Everything else is the socket transport's own (flow control
+    included: it sees the joined writes)."""
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, limit: int = COALESCE_BYTES
+    ) -> None:
         super().__init__()
         self._transport = transport
         self._loop = loop
+        self._limit = limit
         self._waiting: list[bytes] = []
+        self._size = 0  # bytes waiting
 
     # -- writes ---------------------------------------------------------------------------------------------
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Keep the bytes until the loop's next turn (the first write of a turn schedules the flush)."""
+        """Keep the bytes until the loop's next turn (the first write of a turn schedules the flush), or send what
+        waits at once when it reaches the limit."""
         if not data:
             return
         if not self._waiting:
             self._loop.call_soon(self.flush)
         self._waiting.append(bytes(data))
+        self._size += len(data)
+        if self._size >= self._limit:
+            self.flush()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         """Keep each chunk (see `write`)."""
@@ -150,12 +162,13 @@ class CoalescedWrites(asyncio.Transport):
             return
         data = self._waiting[0] if len(self._waiting) == 1 else b"".join(self._waiting)
         self._waiting.clear()
+        self._size = 0
         if not self._transport.is_closing():
             self._transport.write(data)
 
     def get_write_buffer_size(self) -> int:
         """Bytes not yet sent: the socket transport's buffer and what waits here."""
-        return self._transport.get_write_buffer_size() + sum(len(data) for data in self._waiting)
+        return self._transport.get_write_buffer_size() + self._size
 
     def close(self) -> None:
         """Send what is waiting, then close (the socket transport sends its buffer before closing)."""
@@ -170,6 +183,7 @@ class CoalescedWrites(asyncio.Transport):
     def abort(self) -> None:
         """Close at once; what is waiting is dropped with the socket transport's own buffer."""
         self._waiting.clear()
+        self._size = 0
         self._transport.abort()
 
     # -- the socket transport's own -------------------------------------------------------------------------

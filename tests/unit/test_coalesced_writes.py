@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rewards.cli.server import CoalescedWrites
+from rewards.cli.server import COALESCE_BYTES, CoalescedWrites
 
 
 class SocketTransport(asyncio.Transport):
@@ -72,6 +72,19 @@ def test_each_turns_writes_reach_the_socket_as_one_write_in_order(turns: list[li
         assert socket.writes == [b"".join(chunks) for chunks in turns if b"".join(chunks)]
     finally:
         loop.close()
+
+
+def test_past_the_limit_what_waits_is_sent_at_once(loop: asyncio.AbstractEventLoop) -> None:
+    """A body streamed without a pause reaches the socket (and its flow control) in pieces of about the limit."""
+    socket = SocketTransport()
+    joined = CoalescedWrites(socket, loop)
+    piece = b"p" * (COALESCE_BYTES // 3 + 1)
+    for _ in range(7):
+        joined.write(piece)
+        assert joined.get_write_buffer_size() - 7 < COALESCE_BYTES
+    assert socket.writes == [piece * 3, piece * 3]  # the 3rd and the 6th write passed the limit
+    next_turn(loop)
+    assert socket.writes == [piece * 3, piece * 3, piece]
 
 
 def test_close_sends_what_waits_first(loop: asyncio.AbstractEventLoop) -> None:
