@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given
@@ -51,7 +52,10 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def next_turn(loop: asyncio.AbstractEventLoop) -> None:
-    loop.run_until_complete(asyncio.sleep(0))
+    """Run one turn of the loop, in a thread of its own: the suite's thread may hold a running loop of another test's
+    (a loop cannot run where one is running)."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(loop.run_until_complete, asyncio.sleep(0)).result()
 
 
 turns = st.lists(st.lists(st.binary(max_size=40), max_size=5), max_size=8)
