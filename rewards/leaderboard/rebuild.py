@@ -469,7 +469,7 @@ def _write_boards(pipelines: _Pipelines, prefix: str, gen: int, placements: Plac
                 targets = targets_of[gid] = [
                     boards.setdefault(name, []) for name in keys.boards_of(*placements.groups[gid])
                 ]
-            m = f"{cid:0{digits}d}"
+            m = f"{cid:0{digits}d}"  # keys.member (each id was checked as the ledger streamed)
             for scored in targets:
                 scored += (score, m)
             pending += 1
