@@ -247,9 +247,9 @@ def settle_postgres(conn: psycopg.Connection[Any]) -> None:
 
 
 def settle_redis(client: redis.Redis, limit_seconds: float = 300.0) -> float:
-    """Measurement hygiene before the HTTP phases: wait until Redis has freed in its background thread what was
-    unlinked (lazyfree_pending_objects 0: a previous generation, the raw ZADD baselines), so that freeing does
-    not compete with the measured requests; return the seconds waited (bounded: a busy shared server may never
+    """Measurement hygiene before the award and HTTP phases: wait until Redis has freed in its background thread
+    what was unlinked (lazyfree_pending_objects 0: a previous generation, the raw ZADD baselines), so that freeing
+    does not compete with the measured requests; return the seconds waited (bounded: a busy shared server may never
     reach 0, and then the phases start all the same)."""
     start = time.perf_counter()
     while time.perf_counter() - start < limit_seconds:
@@ -524,6 +524,9 @@ class Bench(PrivateRun):
         """The award script one entry per round trip (an after-commit effect) against raw ZINCRBY one per round
         trip, on boards of their own (a private prefix); server CPU per call from INFO commandstats."""
         s = self.s
+        # the rebuild phase's baselines were just unlinked: their freeing must not share the CPU with these calls
+        waited = settle_redis(self.redis)
+        print(f"[e2e] Redis lazyfree settled in {waited:.1f} s", file=sys.stderr, flush=True)
         settings = self.settings().model_copy(update={"leaderboard_key_prefix": f"{self.prefix}aw"})
         boards = Boards(self.redis, settings)
         week, tick_at = str(self.week), self.now - timedelta(minutes=5)
