@@ -36,6 +36,7 @@ import json
 import os
 import random
 import shlex
+import signal
 import sys
 import time
 import uuid
@@ -942,6 +943,12 @@ def report(bench: Bench, command: str, seconds: float) -> str:
     return "\n".join(out)
 
 
+def stop_on_sigterm(signum: int, _frame: object) -> None:
+    """Turn SIGTERM into SystemExit (exit status 128 + 15), so that the run's `finally` cleans up."""
+    print("[e2e] terminated: cleaning up", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, run every phase, print the table (and write the docs on --full)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -981,6 +988,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(sizes, pg_url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
     command = ".venv/bin/python bench/e2e.py " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
     start = time.perf_counter()
+    # a run stopped by SIGTERM (a timeout, `kill`) cleans up as one stopped by Ctrl-C does: the default action would
+    # end the process at once and leave its database, its keys and its page-cache lock (vmtouch, a daemon) behind
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         bench.prepare()
         if "rebuild" in phases:
@@ -999,6 +1009,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.step("standing at smaller populations", bench.growth)
         bench.growth_table()
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not cut the clean-up short
         bench.step("clean-up", bench.cleanup)
     block = report(bench, command.strip(), time.perf_counter() - start)
     print(block)

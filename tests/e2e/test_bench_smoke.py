@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 
@@ -166,3 +168,38 @@ def test_stats_benchmark_prints_the_record_beside_a_bare_count(redis_server: red
     done = run_bench("stats.py")
     assert_lines(STATS_LINES, done.stdout)
     assert "dropped bench_stats_" in done.stderr  # clean-up ran
+
+
+@pytest.mark.slow
+def test_e2e_benchmark_cleans_up_when_terminated(redis_server: redis.Redis) -> None:
+    """A run stopped by SIGTERM mid-way (a timeout, `kill`) exits 143 after its clean-up: its database, its keys and
+    its page-cache lock (a vmtouch daemon that outlives the run otherwise) are gone."""
+    env = {
+        **os.environ,
+        "BENCH_PG_URL": PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1),
+        "BENCH_REDIS_URL": REDIS_URL,
+    }
+    command = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--tiny"]
+    pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
+    with subprocess.Popen(command, cwd=ROOT, env=env, **pipes) as proc:  # type: ignore[call-overload]
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # the seed and the page-cache lock are done once the rebuild starts
+            seen.append(line)
+            if line.startswith("[e2e] rebuild"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        seen.append(proc.stderr.read())
+        returncode = proc.wait(timeout=HANG_GUARD_SECONDS)
+    err = "".join(seen)
+    assert returncode == 128 + signal.SIGTERM, err[-4000:]
+    assert "[e2e] terminated: cleaning up" in err and "[e2e] clean-up:" in err, err[-4000:]
+    found = re.search(r"unlinked [\d,]+ keys of prefix (e2e[0-9a-f]+)", err)
+    assert found is not None, err[-4000:]
+    prefix = found.group(1)
+    run = prefix.removeprefix("e2e")
+    assert not list(redis_server.scan_iter(match=f"{{{prefix}*", count=1000))
+    with psycopg.connect(PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (f"bench_e2e_{run}",)).fetchone() is None
+    lock = subprocess.run(["pgrep", "-f", f"vmtouch .*bench-e2e-{run}-"], capture_output=True, text=True, check=False)
+    assert lock.stdout == "", "the page-cache lock outlived the run"
