@@ -94,17 +94,20 @@ STATS_LINES = [
 ]
 
 
+BENCH_PG_URL = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1)  # libpq form, as bench/ takes it
+
+
+def bench_env() -> dict[str, str]:
+    """This process's environment with the bench pointed at the test services."""
+    return {**os.environ, "BENCH_PG_URL": BENCH_PG_URL, "BENCH_REDIS_URL": REDIS_URL}
+
+
 def run_bench(script: str) -> subprocess.CompletedProcess[str]:
     """Run `bench/<script> --tiny` against the test services; fail with its stderr when it exits non-zero."""
-    env = {
-        **os.environ,
-        "BENCH_PG_URL": PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1),
-        "BENCH_REDIS_URL": REDIS_URL,
-    }
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), "--tiny"],
         cwd=ROOT,
-        env=env,
+        env=bench_env(),
         capture_output=True,
         text=True,
         timeout=HANG_GUARD_SECONDS,
@@ -174,14 +177,9 @@ def test_stats_benchmark_prints_the_record_beside_a_bare_count(redis_server: red
 def test_e2e_benchmark_cleans_up_when_terminated(redis_server: redis.Redis) -> None:
     """A run stopped by SIGTERM mid-way (a timeout, `kill`) exits 143 after its clean-up: its database, its keys and
     its page-cache lock (a vmtouch daemon that outlives the run otherwise) are gone."""
-    env = {
-        **os.environ,
-        "BENCH_PG_URL": PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1),
-        "BENCH_REDIS_URL": REDIS_URL,
-    }
     command = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--tiny"]
     pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
-    with subprocess.Popen(command, cwd=ROOT, env=env, **pipes) as proc:  # type: ignore[call-overload]
+    with subprocess.Popen(command, cwd=ROOT, env=bench_env(), **pipes) as proc:  # type: ignore[call-overload]
         assert proc.stderr is not None
         seen = []
         for line in proc.stderr:  # the seed and the page-cache lock are done once the rebuild starts
@@ -199,7 +197,7 @@ def test_e2e_benchmark_cleans_up_when_terminated(redis_server: redis.Redis) -> N
     prefix = found.group(1)
     run = prefix.removeprefix("e2e")
     assert not list(redis_server.scan_iter(match=f"{{{prefix}*", count=1000))
-    with psycopg.connect(PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+    with psycopg.connect(BENCH_PG_URL) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (f"bench_e2e_{run}",)).fetchone() is None
     lock = subprocess.run(["pgrep", "-f", f"vmtouch .*bench-e2e-{run}-"], capture_output=True, text=True, check=False)
     assert lock.stdout == "", "the page-cache lock outlived the run"
